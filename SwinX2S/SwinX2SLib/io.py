@@ -9,6 +9,7 @@ existing file is only replaced when ``overwrite`` is set.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import uuid
 import warnings
@@ -62,6 +63,27 @@ def _check_values(path: Path, array: np.ndarray, what: str) -> None:
         raise InputError(path, f"the {what} contains NaN or infinite values")
 
 
+def _check_gzip_complete(path: Path) -> None:
+    """ITK silently zero-fills a truncated ``.gz`` stream; decompress it once to catch that."""
+    if path.suffix.lower() != ".gz":
+        return
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 24):
+                pass
+    except (OSError, EOFError) as exc:
+        raise InputError(path, f"cannot be read: corrupt or truncated compressed file ({_reason(exc)})") from None
+
+
+def _read_itk(path: Path) -> sitk.Image:
+    _check_gzip_complete(path)
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise InputError(path, f"cannot be read as an image: unsupported, corrupt or truncated ({_reason(exc)})") \
+            from None
+
+
 def _read_dicom_series(path: Path) -> sitk.Image:
     reader = sitk.ImageSeriesReader()
     series = reader.GetGDCMSeriesIDs(str(path))
@@ -85,14 +107,7 @@ def read_volume(path: str | PathLike[str]) -> sitk.Image:
     """
     path = Path(path)
     _check_exists(path)
-    if path.is_dir():
-        image = _read_dicom_series(path)
-    else:
-        try:
-            image = sitk.ReadImage(str(path))
-        except RuntimeError as exc:
-            raise InputError(path, f"cannot be read as an image: unsupported, corrupt or truncated ({_reason(exc)})") \
-                from None
+    image = _read_dicom_series(path) if path.is_dir() else _read_itk(path)
     if image.GetDimension() == 4 and image.GetSize()[3] == 1:
         image = image[:, :, :, 0]
     if image.GetDimension() != 3:
@@ -162,11 +177,7 @@ def _read_dicom_xray(path: Path) -> tuple[np.ndarray, tuple[float, float] | None
 
 
 def _read_itk_xray(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as exc:
-        raise InputError(path, f"cannot be read as an image: unsupported, corrupt or truncated ({_reason(exc)})") \
-            from None
+    image = _read_itk(path)
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(path, f"unsupported pixel type {image.GetPixelIDTypeAsString()} (need one channel)")
     if image.GetDimension() == 3:
@@ -260,12 +271,12 @@ def atomic_write(path: str | PathLike[str], overwrite: bool = False) -> Iterator
 def prepare_output_dir(path: str | PathLike[str]) -> Path:
     """Create ``path`` if needed and check it is a writable folder, before any computation starts."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: exists and is not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{path}: cannot create output folder ({_reason(exc)})") from None
-    if not path.is_dir():
-        raise OutputError(f"{path}: exists and is not a folder")
     probe = path / f".write-test-{uuid.uuid4().hex[:8]}"
     try:
         probe.write_bytes(b"")
