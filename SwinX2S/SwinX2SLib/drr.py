@@ -1,0 +1,644 @@
+"""Digitally reconstructed radiographs (DRRs) from a CT, in the exact form the Swin-X2S network expects.
+
+The CT (HU, any orientation) is resampled onto the model grid by :func:`SwinX2SLib.conventions.ct_to_model_grid`
+(array ``[x, y, z]``: +x patient left, +y anterior, +z superior) and projected with PyTorch, on CPU or CUDA:
+
+* coronal (AP) view: integrates along y (``PROJECTION_AXIS["coronal"]``), image ``(X, Z)``;
+* sagittal (lateral) view: integrates along x, image ``(Y, Z)``.
+
+Geometry
+--------
+Views are described by a gantry angle ``θ`` about the superior-inferior (z) axis through the grid centre (the
+isocentre). In grid-index coordinates the source lies in direction ``s(θ) = (-sin θ, cos θ, 0)`` from the
+isocentre and the detector rows run along ``r(θ) = (cos θ, sin θ, 0)``; detector columns always run along +z.
+So ``θ = 0`` is the AP view (source anterior, rows towards patient left: the coronal image ``(X, Z)``) and
+``θ = 90`` the lateral view (source on the patient's right, rows towards anterior: the sagittal image ``(Y, Z)``).
+An N-view group (paper, Fig. 2) holds N images per side at ``90 / N`` degree steps: coronal ``k · 90 / N``,
+sagittal ``90 + k · 90 / N``.
+
+* ``parallel``: rays along ``-s(θ)``; the detector plane passes through the isocentre and its pixels coincide
+  with the grid (pixel spacing = grid spacing). At 0° and 90° the image is the exact sum along the grid axis
+  times the spacing; other angles sample the rotated volume trilinearly.
+* ``perspective``: a point source at ``sid_mm`` from the isocentre, the detector plane at ``sdd_mm`` from the
+  source; detector pixels are the grid pixels magnified by ``sdd / sid`` so the isocentre plane is sampled at the
+  grid spacing. Rays are sampled trilinearly (``grid_sample``) in chunks that keep the working memory below the
+  size of the volume.
+
+Intensity presets (:data:`PRESETS`)
+-----------------------------------
+* ``published``: what the published Swin-X2S pipeline fed its network. Line integral of ``max(HU, 0)``
+  (HU·mm), shown on a fixed window ``clip(L / 34000, 0, 1)`` common to both views. Measured on the published
+  samples (``Testing/test_drr.py``): their inputs are linear in this integral with one scale for the coronal
+  and the sagittal image of a case and a few percent of pixels saturated at 255, which a per-image min-max
+  scaling cannot produce.
+* ``published_minmax``: the same line integral, min-max scaled to [0, 1] per image.
+* ``physical``: HU → linear attenuation ``μ = μ_water (1 + HU / 1000)`` (air 0), Beer-Lambert transmission
+  ``T = exp(-∫ μ dl)``, shown as ``-ln T`` (log) and min-max scaled, so bone is bright as on a radiograph.
+
+Examples::
+
+    >>> import SimpleITK as sitk
+    >>> ct = sitk.ReadImage("ct.nii.gz")                                   # doctest: +SKIP
+    >>> inputs = render_model_inputs(ct, preset="published")               # doctest: +SKIP
+    >>> inputs.coronal.shape, inputs.sagittal.shape                        # doctest: +SKIP
+    ((1, 128, 160), (1, 128, 160))
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+import torch.nn.functional as F
+
+from .conventions import (
+    DEFAULT_GRID_SHAPE,
+    GRID_DIRECTION_LPS,
+    PROJECTION_AXIS,
+    VIEWS,
+    ModelGrid,
+    View,
+    ct_to_model_grid,
+    label_to_model_grid,
+    physical_bounds_lps,
+)
+from .errors import InputError
+
+__all__ = [
+    "DEFAULT_SDD_MM",
+    "DEFAULT_SID_MM",
+    "GEOMETRIES",
+    "PRESETS",
+    "PUBLISHED_SATURATION_HU_MM",
+    "DRRPreset",
+    "Geometry",
+    "ModelInputs",
+    "Radiograph",
+    "get_preset",
+    "render_from_model_grid",
+    "render_model_inputs",
+    "render_views",
+    "view_angles",
+]
+
+Geometry = Literal["parallel", "perspective"]
+GEOMETRIES: tuple[Geometry, ...] = ("parallel", "perspective")
+DEFAULT_SID_MM = 1000.0
+"""Source-to-isocentre distance (mm) of common radiography (the later published code used 1800)."""
+DEFAULT_SDD_MM = 1400.0
+"""Source-to-detector distance (mm) of common radiography (the later published code used 2000)."""
+PUBLISHED_SATURATION_HU_MM = 34000.0
+"""Line integral of ``max(HU, 0)`` (HU·mm) that the published inputs show as 255 (fitted on the shared samples)."""
+
+_BASE_ANGLE: dict[str, float] = {"coronal": 0.0, "sagittal": 90.0}
+_STEP_VOXELS = 0.5
+"""Ray sampling step of the trilinear paths, in voxels (the 0°/90° parallel views are exact sums)."""
+
+
+@dataclass(frozen=True)
+class DRRPreset:
+    """How CT numbers become image intensities in [0, 1].
+
+    Args:
+        name: registry key.
+        description: one line for ``--help`` and reports.
+        model: ``"line_integral"`` integrates ``max(HU - hu_threshold, 0)`` (HU·mm); ``"beer_lambert"`` integrates
+            the linear attenuation ``μ_water (1 + HU / 1000)`` (clipped at 0) and forms the transmission
+            ``T = exp(-∫ μ dl)``.
+        hu_threshold: CT number below which voxels are ignored (``line_integral``).
+        mu_water_per_mm: linear attenuation of water in 1/mm (``beer_lambert``; 0.0193 ≈ 70 keV).
+        log: ``beer_lambert`` only: show ``-ln T`` (bright bone, log-compressed) instead of ``T`` (raw detector).
+        saturation: value shown as 1.0 (fixed window ``clip(v / saturation, 0, 1)``); ``None`` scales each image
+            min-max to [0, 1].
+        invert: show ``1 - image`` after scaling.
+    """
+
+    name: str
+    description: str
+    model: Literal["line_integral", "beer_lambert"] = "line_integral"
+    hu_threshold: float = 0.0
+    mu_water_per_mm: float = 0.0193
+    log: bool = True
+    saturation: float | None = None
+    invert: bool = False
+
+    def __post_init__(self) -> None:
+        if self.model not in ("line_integral", "beer_lambert"):
+            raise ValueError(f"DRR preset {self.name!r}: unknown model {self.model!r}")
+        if self.saturation is not None and not self.saturation > 0:
+            raise ValueError(f"DRR preset {self.name!r}: saturation must be positive, got {self.saturation}")
+        if not self.mu_water_per_mm > 0:
+            raise ValueError(f"DRR preset {self.name!r}: mu_water_per_mm must be positive")
+
+    def density(self, hu: torch.Tensor) -> torch.Tensor:
+        """Per-voxel quantity whose line integral (× mm) is rendered: ``max(HU - t, 0)`` or ``μ`` in 1/mm."""
+        if self.model == "line_integral":
+            return (hu - self.hu_threshold).clamp_min(0.0)
+        return (hu * (self.mu_water_per_mm / 1000.0) + self.mu_water_per_mm).clamp_min(0.0)
+
+    def finish(self, integral: torch.Tensor) -> torch.Tensor:
+        """Line integrals ``(V, R, C)`` → images ``(V, R, C)`` in [0, 1]."""
+        image = integral
+        if self.model == "beer_lambert" and not self.log:
+            image = torch.exp(-integral)
+        if self.saturation is not None:
+            image = (image / self.saturation).clamp(0.0, 1.0)
+        else:
+            low = image.amin(dim=(-2, -1), keepdim=True)
+            span = image.amax(dim=(-2, -1), keepdim=True) - low
+            image = (image - low) / torch.where(span > 0, span, torch.ones_like(span))
+        return 1.0 - image if self.invert else image
+
+
+PRESETS: dict[str, DRRPreset] = {
+    preset.name: preset
+    for preset in (
+        DRRPreset(
+            "published",
+            "published Swin-X2S inputs: line integral of max(HU, 0), fixed window common to both views",
+            saturation=PUBLISHED_SATURATION_HU_MM,
+        ),
+        DRRPreset("published_minmax", "line integral of max(HU, 0), each image min-max scaled to [0, 1]"),
+        DRRPreset(
+            "physical",
+            "radiograph-like: Beer-Lambert attenuation (water/air reference), -ln(transmission), min-max scaled",
+            model="beer_lambert",
+            log=True,
+        ),
+    )
+}
+
+
+def get_preset(preset: str | DRRPreset) -> DRRPreset:
+    """Look a preset up by name (a :class:`DRRPreset` passes through)."""
+    if isinstance(preset, DRRPreset):
+        return preset
+    try:
+        return PRESETS[preset]
+    except KeyError:
+        raise ValueError(f"unknown DRR preset {preset!r}; choose one of {sorted(PRESETS)}") from None
+
+
+@dataclass(frozen=True)
+class Radiograph:
+    """One rendered image with the detector geometry needed to place it in 3-D.
+
+    Args:
+        image: ``(rows, cols)`` float32 in [0, 1], model image convention: coronal ``(X, Z)``, sagittal ``(Y, Z)``
+            (use :func:`SwinX2SLib.conventions.image_to_display` for viewing).
+        spacing_mm: detector pixel size ``(row, col)`` in mm.
+        view: the group the image belongs to (``"coronal"`` or ``"sagittal"``).
+        angle_deg: gantry angle about the superior-inferior axis (0 = AP, 90 = lateral from the right).
+        geometry: ``"parallel"`` or ``"perspective"``.
+        source_lps: LPS position (mm) of the point source; ``None`` for parallel beams.
+        detector_origin_lps: LPS position (mm) of the centre of pixel ``[0, 0]``.
+        detector_row_dir_lps: LPS unit vector of increasing first (row) index.
+        detector_col_dir_lps: LPS unit vector of increasing second (column) index.
+        ray_dir_lps: LPS unit vector of the central ray (source → detector).
+    """
+
+    image: np.ndarray
+    spacing_mm: tuple[float, float]
+    view: View
+    angle_deg: float
+    geometry: Geometry
+    source_lps: tuple[float, float, float] | None
+    detector_origin_lps: tuple[float, float, float]
+    detector_row_dir_lps: tuple[float, float, float]
+    detector_col_dir_lps: tuple[float, float, float]
+    ray_dir_lps: tuple[float, float, float]
+
+    def to_dict(self) -> dict:
+        """JSON-ready geometry (everything but the pixels)."""
+        return {
+            "view": self.view,
+            "angle_deg": self.angle_deg,
+            "geometry": self.geometry,
+            "shape": list(self.image.shape),
+            "spacing_mm": list(self.spacing_mm),
+            "source_lps": None if self.source_lps is None else list(self.source_lps),
+            "detector_origin_lps": list(self.detector_origin_lps),
+            "detector_row_dir_lps": list(self.detector_row_dir_lps),
+            "detector_col_dir_lps": list(self.detector_col_dir_lps),
+            "ray_dir_lps": list(self.ray_dir_lps),
+        }
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """The network's input pair on one model grid.
+
+    Args:
+        coronal: ``(N, X, Z)`` float32 in [0, 1] (N-view coronal group, first image = AP).
+        sagittal: ``(N, Y, Z)`` float32 in [0, 1] (first image = lateral).
+        grid: the model grid the images and the label are aligned with.
+        label: uint8 ``[x, y, z]`` label map on ``grid``, or ``None`` when no label was given.
+        radiographs: per view ``(coronal..., sagittal...)`` the image with its detector geometry.
+    """
+
+    coronal: np.ndarray
+    sagittal: np.ndarray
+    grid: ModelGrid
+    label: np.ndarray | None
+    radiographs: tuple[Radiograph, ...]
+
+
+def view_angles(view: View, n_views: int = 1) -> tuple[float, ...]:
+    """Gantry angles (degrees) of an N-view group: ``base + k · 90 / N`` with base 0 (coronal) or 90 (sagittal)."""
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
+    if int(n_views) != n_views or n_views < 1:
+        raise ValueError(f"the number of views per side must be a positive integer, got {n_views}")
+    return tuple(_BASE_ANGLE[view] + k * 90.0 / n_views for k in range(int(n_views)))
+
+
+def render_model_inputs(
+    ct: sitk.Image,
+    preset: str | DRRPreset = "published",
+    shape: tuple[int, int, int] = DEFAULT_GRID_SHAPE,
+    views: int = 1,
+    label: sitk.Image | None = None,
+    fov_mm: float | None = None,
+    *,
+    geometry: Geometry = "parallel",
+    sid_mm: float = DEFAULT_SID_MM,
+    sdd_mm: float = DEFAULT_SDD_MM,
+    device: str | torch.device = "cpu",
+) -> ModelInputs:
+    """Render the network's input pair (and the aligned model-grid label) from a CT in HU.
+
+    Args:
+        ct: 3-D CT in HU, any orientation and spacing.
+        preset: intensity preset name or :class:`DRRPreset`.
+        shape: model grid ``(X, Y, Z)``; images are ``(X, Z)`` and ``(Y, Z)``.
+        views: N images per side (N-view groups at ``90 / N`` degree steps).
+        label: optional label map on the CT's geometry, resampled (nearest) onto the same grid.
+        fov_mm: side of the field-of-view cube; ``None`` = the CT's largest extent (published pipeline).
+        geometry: ``"parallel"`` (published) or ``"perspective"``.
+        sid_mm: source-to-isocentre distance (perspective).
+        sdd_mm: source-to-detector distance (perspective).
+        device: torch device for the projection.
+
+    Returns:
+        :class:`ModelInputs` with coronal ``(N, X, Z)``, sagittal ``(N, Y, Z)``, the grid and the label.
+    """
+    if not isinstance(ct, sitk.Image):
+        raise TypeError(f"ct must be a SimpleITK image, got {type(ct).__name__}")
+    if ct.GetDimension() != 3:
+        raise InputError("CT", f"expected a 3-D CT, got a {ct.GetDimension()}-D image")
+    if label is not None and label.GetDimension() != 3:
+        raise InputError("label map", f"expected a 3-D label map, got a {label.GetDimension()}-D image")
+    preset = get_preset(preset)
+    axes = _native_projection_axes(ct)
+    if geometry == "parallel" and views == 1 and axes is not None:
+        grid = _model_grid_for(ct, shape, fov_mm)
+        inputs = _render_native(ct, grid, axes, preset, torch.device(device))
+    else:
+        volume, grid = ct_to_model_grid(ct, shape=shape, fov_mm=fov_mm)
+        inputs = render_from_model_grid(
+            volume, grid, preset, views, geometry=geometry, sid_mm=sid_mm, sdd_mm=sdd_mm, device=device
+        )
+    if label is None:
+        return inputs
+    return ModelInputs(inputs.coronal, inputs.sagittal, grid, label_to_model_grid(label, grid), inputs.radiographs)
+
+
+def render_from_model_grid(
+    volume_xyz: np.ndarray | torch.Tensor,
+    grid: ModelGrid,
+    preset: str | DRRPreset = "published",
+    views: int = 1,
+    *,
+    geometry: Geometry = "parallel",
+    sid_mm: float = DEFAULT_SID_MM,
+    sdd_mm: float = DEFAULT_SDD_MM,
+    device: str | torch.device = "cpu",
+) -> ModelInputs:
+    """Render the input pair from a volume already on the model grid (the phantom and training use this).
+
+    Args:
+        volume_xyz: ``(X, Y, Z)`` CT numbers in HU on ``grid``.
+        grid: the volume's model grid.
+        preset: intensity preset name or :class:`DRRPreset`.
+        views: N images per side.
+        geometry, sid_mm, sdd_mm, device: as in :func:`render_model_inputs`.
+
+    Returns:
+        :class:`ModelInputs` (``label`` is ``None``).
+    """
+    volume = _prepare_volume(volume_xyz, grid, get_preset(preset), device)
+    groups = {
+        view: _render_group(volume, grid, view, view_angles(view, views), get_preset(preset), geometry, sid_mm, sdd_mm)
+        for view in VIEWS
+    }
+    return ModelInputs(
+        coronal=np.stack([r.image for r in groups["coronal"]]),
+        sagittal=np.stack([r.image for r in groups["sagittal"]]),
+        grid=grid,
+        label=None,
+        radiographs=(*groups["coronal"], *groups["sagittal"]),
+    )
+
+
+def render_views(
+    volume_xyz: np.ndarray | torch.Tensor,
+    grid: ModelGrid,
+    view: View,
+    angles_deg: Sequence[float] | None = None,
+    *,
+    preset: str | DRRPreset = "published",
+    geometry: Geometry = "parallel",
+    sid_mm: float = DEFAULT_SID_MM,
+    sdd_mm: float = DEFAULT_SDD_MM,
+    device: str | torch.device = "cpu",
+) -> list[Radiograph]:
+    """Render images of one view group at arbitrary gantry angles.
+
+    Args:
+        volume_xyz: ``(X, Y, Z)`` CT numbers in HU on ``grid``.
+        grid: the volume's model grid.
+        view: ``"coronal"`` (images ``(X, Z)``) or ``"sagittal"`` (images ``(Y, Z)``); sets the detector size.
+        angles_deg: gantry angles; ``None`` = the view's base angle (0 or 90).
+        preset, geometry, sid_mm, sdd_mm, device: as in :func:`render_model_inputs`.
+
+    Returns:
+        One :class:`Radiograph` per angle.
+    """
+    angles = view_angles(view) if angles_deg is None else tuple(float(a) for a in angles_deg)
+    preset = get_preset(preset)
+    volume = _prepare_volume(volume_xyz, grid, preset, device)
+    return _render_group(volume, grid, view, angles, preset, geometry, sid_mm, sdd_mm)
+
+
+def _model_grid_for(ct: sitk.Image, shape: tuple[int, int, int], fov_mm: float | None) -> ModelGrid:
+    """The grid :func:`~SwinX2SLib.conventions.ct_to_model_grid` resamples ``ct`` onto (without resampling)."""
+    low, high = physical_bounds_lps(ct)
+    if fov_mm is None:
+        fov_mm = float(np.max(high - low + min(ct.GetSpacing())))
+    return ModelGrid.centered((low + high) / 2.0, fov_mm, shape)
+
+
+def _native_projection_axes(ct: sitk.Image) -> dict[str, int] | None:
+    """For a CT whose voxel axes are parallel to the model grid's (any order and sign), the CT index axis along
+    each grid axis (``{"x": i, "y": j, "z": k}``); ``None`` for an oblique CT."""
+    direction = np.abs(np.array(ct.GetDirection(), dtype=np.float64).reshape(3, 3))
+    rows = np.argmax(direction, axis=1)  # for LPS axis a, the CT index axis nearest to it
+    if sorted(rows) != [0, 1, 2] or not np.allclose(direction[np.arange(3), rows], 1.0, atol=1e-6):
+        return None
+    if min(ct.GetSize()) < 2:
+        return None
+    return dict(zip("xyz", (int(r) for r in rows), strict=True))
+
+
+def _render_native(
+    ct: sitk.Image, grid: ModelGrid, axes: dict[str, int], preset: DRRPreset, device: torch.device
+) -> ModelInputs:
+    """Axis-aligned parallel AP and lateral views integrated on the CT's own voxels, then resampled to the grid.
+
+    Sums the preset's density along the CT index axis parallel to grid y (coronal) and x (sagittal) slab by slab
+    (working memory: a few slices), box-filters the projections to the grid's pixel size and samples them
+    bilinearly at the grid's pixel centres. Equivalent to resampling the CT onto the grid and summing, without a
+    resampled copy of the CT and with the CT's full resolution along the rays.
+    """
+    voxels = sitk.GetArrayViewFromImage(ct)  # (k, j, i): numpy axis of CT index axis n is 2 - n
+    spacing = np.array(ct.GetSpacing(), dtype=np.float64)
+    slab_axis = 2 - axes["z"]
+    slab = max(1, (1 << 22) // max(1, voxels.size // voxels.shape[slab_axis]))
+    sums = {view: [] for view in VIEWS}
+    for begin in range(0, voxels.shape[slab_axis], slab):
+        index = [slice(None)] * 3
+        index[slab_axis] = slice(begin, begin + slab)
+        density = preset.density(torch.from_numpy(np.array(voxels[tuple(index)], dtype=np.float32)).to(device))
+        for view in VIEWS:
+            along = "y" if view == "coronal" else "x"
+            sums[view].append(density.sum(dim=2 - axes[along]) * float(spacing[axes[along]]))
+    integrals, layouts = [], []
+    for view in VIEWS:
+        along, across = ("y", "x") if view == "coronal" else ("x", "y")
+        projection = torch.cat(sums[view], dim=slab_axis - (1 if slab_axis > 2 - axes[along] else 0))
+        layout = _DetectorLayout.build(grid, _BASE_ANGLE[view], _detector_rows(grid, view), "parallel",
+                                       DEFAULT_SID_MM, DEFAULT_SDD_MM)
+        integrals.append(_sample_projection(projection, ct, grid, layout, (axes[across], axes["z"]), spacing))
+        layouts.append(layout)
+    images = [preset.finish(integral[None])[0].to("cpu", torch.float32).numpy() for integral in integrals]
+    radiographs = tuple(layout.radiograph(image, grid, view) for image, layout, view in
+                        zip(images, layouts, VIEWS, strict=True))
+    return ModelInputs(images[0][None], images[1][None], grid, None, radiographs)
+
+
+def _sample_projection(
+    projection: torch.Tensor,
+    ct: sitk.Image,
+    grid: ModelGrid,
+    layout: _DetectorLayout,
+    kept_axes: tuple[int, int],
+    spacing: np.ndarray,
+) -> torch.Tensor:
+    """Resample a projection on the CT's index plane (numpy order of ``kept_axes``) at the detector pixels.
+
+    Args:
+        projection: 2-D line integrals indexed by the two kept CT index axes in numpy (descending) order.
+        ct: the CT (for its geometry).
+        grid: the model grid; ``layout``: the detector (parallel, in the grid's index space).
+        kept_axes: CT index axes along the detector rows and columns.
+        spacing: CT voxel spacing.
+
+    Returns:
+        ``(rows, cols)`` line integrals.
+    """
+    centres = layout.pixel_centres(torch.device("cpu")).double().numpy()  # (rows, cols, 3) grid index
+    lps = grid.index_to_lps(centres)
+    direction = np.array(ct.GetDirection(), dtype=np.float64).reshape(3, 3)
+    ct_index = ((lps - np.array(ct.GetOrigin())) @ direction) / spacing  # (rows, cols, 3) continuous CT index
+    order = sorted(kept_axes, reverse=True)  # numpy order of the projection's two axes
+    # box filter of about one detector pixel in CT voxels (anti-aliasing before point sampling)
+    kernel = [max(1, round(layout.pixel * grid.spacing / spacing[a])) | 1 for a in order]
+    image = F.avg_pool2d(projection[None, None], kernel, stride=1, padding=[k // 2 for k in kernel],
+                         count_include_pad=False)[0, 0]
+    size = torch.tensor([image.shape[1], image.shape[0]], dtype=torch.float64)
+    coords = torch.as_tensor(ct_index[..., [order[1], order[0]]])  # grid_sample wants (width, height)
+    coords = coords * (2.0 / (size - 1.0)) - 1.0
+    sampled = F.grid_sample(image[None, None], coords[None].to(image), mode="bilinear", padding_mode="zeros",
+                            align_corners=True)
+    return sampled[0, 0]
+
+
+def _prepare_volume(
+    volume_xyz: np.ndarray | torch.Tensor, grid: ModelGrid, preset: DRRPreset, device: str | torch.device
+) -> torch.Tensor:
+    """HU array on ``grid`` → the preset's density as a float32 tensor ``(X, Y, Z)`` on ``device``."""
+    volume = torch.as_tensor(volume_xyz)
+    if tuple(volume.shape) != grid.shape:
+        raise ValueError(f"volume shape {tuple(volume.shape)} does not match the grid shape {grid.shape}")
+    if min(grid.shape) < 2:
+        raise ValueError(f"every grid axis needs at least 2 voxels, got {grid.shape}")
+    volume = volume.to(device=device, dtype=torch.float32)
+    if not bool(torch.isfinite(volume).all()):
+        raise InputError("CT volume", "contains NaN or infinite values")
+    return preset.density(volume)
+
+
+def _render_group(
+    density: torch.Tensor,
+    grid: ModelGrid,
+    view: View,
+    angles: Sequence[float],
+    preset: DRRPreset,
+    geometry: Geometry,
+    sid_mm: float,
+    sdd_mm: float,
+) -> list[Radiograph]:
+    """Project ``density`` at each angle and turn the line integrals into :class:`Radiograph` s."""
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
+    if geometry not in GEOMETRIES:
+        raise ValueError(f"geometry must be one of {GEOMETRIES}, not {geometry!r}")
+    if geometry == "perspective" and not 0 < sid_mm < sdd_mm:
+        raise ValueError(f"perspective geometry needs 0 < sid_mm < sdd_mm, got sid {sid_mm}, sdd {sdd_mm}")
+    integrals, layouts = [], []
+    for angle in angles:
+        layout = _DetectorLayout.build(grid, angle, _detector_rows(grid, view), geometry, sid_mm, sdd_mm)
+        integrals.append(_project(density, layout) * grid.spacing)
+        layouts.append(layout)
+    images = preset.finish(torch.stack(integrals)).to("cpu", torch.float32).numpy()
+    return [layout.radiograph(image, grid, view) for image, layout in zip(images, layouts, strict=True)]
+
+
+def _detector_rows(grid: ModelGrid, view: View) -> int:
+    """Detector rows of a view group: the grid axis the view does *not* integrate along (x for coronal, y for
+    sagittal); the columns are always z."""
+    other = "sagittal" if view == "coronal" else "coronal"
+    return grid.shape[PROJECTION_AXIS[other]]
+
+
+@dataclass(frozen=True)
+class _DetectorLayout:
+    """One view's source and detector in continuous grid-index coordinates (isotropic voxels)."""
+
+    angle_deg: float
+    geometry: Geometry
+    source: np.ndarray | None  # (3,) index coordinates, perspective only
+    ray_dir: np.ndarray  # (3,) central ray, source → detector
+    origin: np.ndarray  # (3,) centre of detector pixel [0, 0]
+    row_dir: np.ndarray  # (3,) unit vector of increasing row index
+    pixel: float  # detector pixel size in voxels
+    shape: tuple[int, int]  # (rows, cols)
+
+    @classmethod
+    def build(
+        cls, grid: ModelGrid, angle_deg: float, n_rows: int, geometry: Geometry, sid_mm: float, sdd_mm: float
+    ) -> _DetectorLayout:
+        theta = math.radians(angle_deg)
+        towards_source = np.array([-math.sin(theta), math.cos(theta), 0.0])
+        row_dir = np.array([math.cos(theta), math.sin(theta), 0.0])
+        centre = (np.array(grid.shape, dtype=np.float64) - 1.0) / 2.0
+        shape = (int(n_rows), grid.shape[2])
+        half = (np.array(shape, dtype=np.float64) - 1.0) / 2.0
+        if geometry == "parallel":
+            source, plane_centre, pixel = None, centre, 1.0
+        else:
+            source = centre + towards_source * (sid_mm / grid.spacing)
+            plane_centre = source - towards_source * (sdd_mm / grid.spacing)
+            pixel = sdd_mm / sid_mm
+        origin = plane_centre - pixel * (half[0] * row_dir + half[1] * np.array([0.0, 0.0, 1.0]))
+        return cls(angle_deg, geometry, source, -towards_source, origin, row_dir, pixel, shape)
+
+    def pixel_centres(self, device: torch.device) -> torch.Tensor:
+        """Detector pixel centres ``(rows, cols, 3)`` in index coordinates (float32)."""
+        rows = torch.arange(self.shape[0], device=device, dtype=torch.float64) * self.pixel
+        cols = torch.arange(self.shape[1], device=device, dtype=torch.float64) * self.pixel
+        origin = torch.as_tensor(self.origin, device=device)
+        row_dir = torch.as_tensor(self.row_dir, device=device)
+        col_dir = torch.tensor([0.0, 0.0, 1.0], device=device, dtype=torch.float64)
+        return (origin + rows[:, None, None] * row_dir + cols[None, :, None] * col_dir).to(torch.float32)
+
+    def radiograph(self, image: np.ndarray, grid: ModelGrid, view: View) -> Radiograph:
+        spacing = self.pixel * grid.spacing
+
+        def lps_dir(vector: np.ndarray) -> tuple[float, float, float]:
+            return tuple(float(v) for v in GRID_DIRECTION_LPS @ vector)
+
+        return Radiograph(
+            image=image,
+            spacing_mm=(spacing, spacing),
+            view=view,
+            angle_deg=float(self.angle_deg),
+            geometry=self.geometry,
+            source_lps=None if self.source is None else tuple(float(v) for v in grid.index_to_lps(self.source)),
+            detector_origin_lps=tuple(float(v) for v in grid.index_to_lps(self.origin)),
+            detector_row_dir_lps=lps_dir(self.row_dir),
+            detector_col_dir_lps=lps_dir(np.array([0.0, 0.0, 1.0])),
+            ray_dir_lps=lps_dir(self.ray_dir),
+        )
+
+
+def _project(density: torch.Tensor, layout: _DetectorLayout) -> torch.Tensor:
+    """Line integrals (in voxel units) of ``density`` ``(X, Y, Z)`` over the detector pixels → ``(rows, cols)``."""
+    if layout.geometry == "parallel":
+        exact = _axis_aligned_sum(density, layout)
+        if exact is not None:
+            return exact
+    targets = layout.pixel_centres(density.device).reshape(-1, 3)
+    if layout.source is None:
+        directions = torch.as_tensor(layout.ray_dir, dtype=torch.float32, device=density.device).expand_as(targets)
+        anchors = targets
+    else:
+        anchors = torch.as_tensor(layout.source, dtype=torch.float32, device=density.device).expand_as(targets)
+        directions = targets - anchors
+        directions = directions / directions.norm(dim=1, keepdim=True)
+    return _integrate_rays(density, anchors, directions).reshape(layout.shape)
+
+
+def _axis_aligned_sum(density: torch.Tensor, layout: _DetectorLayout) -> torch.Tensor | None:
+    """Exact parallel projection at 0° (sum over y) or 90° (sum over x) when the detector matches the grid."""
+    angle = layout.angle_deg % 360.0
+    if math.isclose(angle, 0.0, abs_tol=1e-9) and layout.shape[0] == density.shape[0]:
+        return density.sum(dim=PROJECTION_AXIS["coronal"])
+    if math.isclose(angle, 90.0, abs_tol=1e-9) and layout.shape[0] == density.shape[1]:
+        return density.sum(dim=PROJECTION_AXIS["sagittal"])
+    return None
+
+
+def _integrate_rays(density: torch.Tensor, anchors: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+    """Trilinear line integrals through ``density`` ``(X, Y, Z)``, in voxel units.
+
+    Each ray ``anchor + t · direction`` (index coordinates, unit directions) is sampled every
+    :data:`_STEP_VOXELS` over the part of the line that can meet the volume (its bounding sphere); samples outside
+    the volume count as 0. Rays are processed in chunks whose coordinates take at most half the volume's memory.
+
+    Args:
+        density: ``(X, Y, Z)`` float32.
+        anchors: ``(R, 3)`` a point on each ray.
+        directions: ``(R, 3)`` unit directions.
+
+    Returns:
+        ``(R,)`` integrals.
+    """
+    shape = torch.tensor(density.shape, dtype=torch.float32, device=density.device)
+    centre = (shape - 1.0) / 2.0
+    radius = float(torch.linalg.vector_norm(shape)) / 2.0 + 1.0
+    n_samples = math.ceil(2.0 * radius / _STEP_VOXELS) + 1
+    # the point of each ray nearest the centre, minus the radius: the first sample
+    nearest = ((centre - anchors) * directions).sum(dim=1, keepdim=True)
+    starts = anchors + (nearest - radius) * directions
+    # index (x, y, z) → grid_sample's normalised (z, y, x) with align_corners=True
+    scale = (2.0 / (shape - 1.0)).flip(0)
+    starts = starts.flip(1) * scale - 1.0
+    steps = directions.flip(1) * (scale * _STEP_VOXELS)
+    volume = density[None, None]
+    t = torch.arange(n_samples, dtype=torch.float32, device=density.device)
+    chunk = max(1, density.numel() // (2 * 3 * n_samples))
+    out = torch.empty(anchors.shape[0], dtype=torch.float32, device=density.device)
+    for begin in range(0, anchors.shape[0], chunk):
+        end = min(begin + chunk, anchors.shape[0])
+        points = starts[begin:end, None, :] + t[None, :, None] * steps[begin:end, None, :]
+        samples = F.grid_sample(
+            volume, points[None, :, :, None, :], mode="bilinear", padding_mode="zeros", align_corners=True
+        )
+        out[begin:end] = samples.reshape(end - begin, n_samples).sum(dim=1)
+    return out * _STEP_VOXELS

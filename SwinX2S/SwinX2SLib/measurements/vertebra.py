@@ -1,0 +1,224 @@
+"""Vertebra morphometry (after Di Angelo & Di Stefano 2015), deterministic, in RAS millimetres.
+
+For each vertebra (largest connected component of its label):
+
+1. **Local frame**: superior axis along the spine, from the centroids of the neighbouring vertebrae (patient
+   superior when it has none; the principal axes of a vertebral body are too ambiguous at 3-4 mm voxels, where
+   bodies are about as tall as deep); anterior axis from the canal centre to the body centroid; right = anterior x
+   superior.
+2. **Canal**: the voxels are projected along the superior axis onto an axial raster; the vertebral foramen is the
+   largest hole of that raster (``binary_fill_holes``). Canal depth / width = its anterior-posterior / left-right
+   extents. The body is everything in front of the canal. Steps 1-2 run twice so the raster follows the frame.
+3. **Mid-sagittal profile**: the body voxels within 2 mm of the mid-sagittal plane are binned into anterior-posterior
+   columns; each column gives the superior and inferior endplate heights. Anterior / posterior body height = the
+   tallest column within the anterior / posterior fifth of the body (at least 3 mm; the outermost column is
+   shortened by the rounded rim); superior / inferior endplate depth = distance between the endplate's first and
+   last column; endplate width = largest left-right extent of the body.
+4. **Spinous process**: tip = most posterior voxel of the mid-sagittal slab; base = posterior border of the canal
+   on that plane. Length = |tip - base|; angle = inclination of base -> tip below the posterior axis (positive when
+   the tip points caudally; the published pipeline reports 180 deg minus the angle to the superior endplate line).
+
+Extents are voxel-centre extents plus one voxel footprint along the measured direction. Vertebrae that are absent,
+too small, truncated by the field of view, split into several large pieces, or taller than 1.5 times their depth
+(fused pair / merged labels) are not measurable; C1 has no body, so only its canal is measured.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ._geometry import MIN_VOLUME_MM3, LabelVolume, components, not_measurable, unit
+
+__all__ = ["VERTEBRA_PARAMETERS", "measure_vertebrae"]
+
+VERTEBRA_PARAMETERS = (
+    "anterior_body_height_mm",
+    "posterior_body_height_mm",
+    "superior_endplate_depth_mm",
+    "inferior_endplate_depth_mm",
+    "endplate_width_mm",
+    "spinous_process_length_mm",
+    "spinous_process_angle_deg",
+    "canal_depth_mm",
+    "canal_width_mm",
+)
+_BODY_PARAMETERS = VERTEBRA_PARAMETERS[:5]
+_POSTERIOR_PARAMETERS = VERTEBRA_PARAMETERS[5:7]
+SUPERIOR = np.array([0.0, 0.0, 1.0])
+ANTERIOR = np.array([0.0, 1.0, 0.0])
+MIN_CANAL_MM2 = 20.0
+SLAB_HALF_MM = 2.0
+BAND_MM = 3.0
+MAX_HEIGHT_TO_DEPTH = 1.5
+MAX_SECOND_PIECE = 0.3
+
+
+def measure_vertebrae(volume: LabelVolume, ids: dict[str, int]) -> dict[str, dict]:
+    """Measure every vertebra.
+
+    Args:
+        volume: the label map with its geometry.
+        ids: vertebra name -> label id, ordered from cranial to caudal (e.g. ``vertebrae_C1`` -> 1).
+
+    Returns:
+        name -> ``{parameter: value | not_measurable, "body_center_ras": [r, a, s]}`` (parameters
+        :data:`VERTEBRA_PARAMETERS`) or one ``not_measurable`` dict.
+    """
+    centroids = {name: volume.structure(label).points().mean(axis=0) for name, label in ids.items()
+                 if volume.present(label)}
+    names = list(ids)
+    return {name: _measure_one(volume, name, ids[name], _spine_direction(names.index(name), names, centroids))
+            for name in names}
+
+
+def _spine_direction(index: int, names: list[str], centroids: dict[str, np.ndarray]) -> np.ndarray:
+    """Unit cranial direction of the spine at a vertebra from its nearest present neighbours."""
+    above = [centroids[n] for n in names[:index][::-1] if n in centroids][:1]
+    below = [centroids[n] for n in names[index + 1 :] if n in centroids][:1]
+    own = [centroids[names[index]]] if names[index] in centroids else []
+    ends = (above or own) + (below or own)
+    if len(ends) == 2 and np.linalg.norm(ends[0] - ends[1]) > 1e-6:
+        direction = unit(ends[0] - ends[1])
+        return direction if direction @ SUPERIOR > 0 else -direction
+    return SUPERIOR
+
+
+def _measure_one(volume: LabelVolume, name: str, label: int, cranial: np.ndarray) -> dict:
+    """All parameters of one vertebra (see module docstring)."""
+    whole = volume.structure(label, largest_component=False)
+    if whole is None:
+        return not_measurable(f"{name} absent from the label map")
+    _, counts = components(whole.mask)
+    counts = np.sort(counts)[::-1]
+    if len(counts) > 1 and counts[1] > MAX_SECOND_PIECE * counts[0]:
+        return not_measurable(f"{name} is split into several large pieces (ambiguous labelling)")
+    structure = volume.structure(label)
+    if structure.volume_mm3 < MIN_VOLUME_MM3["vertebra"]:
+        return not_measurable(f"{name} too small ({structure.volume_mm3:.0f} mm^3)")
+    if structure.touches_border:
+        return not_measurable(f"{name} truncated by the field of view")
+    points = structure.points()
+    centre = points.mean(axis=0)
+    superior = cranial
+    anterior = unit(ANTERIOR - (ANTERIOR @ superior) * superior)
+    canal = None
+    for _ in range(2):
+        found = _canal(points, centre, np.cross(anterior, superior), anterior, volume)
+        if found is None:
+            break
+        body = points[(points - centre) @ anterior > found["anterior_edge"]]
+        if len(body) < 10:
+            break
+        canal, frame = found, anterior
+        anterior = body.mean(axis=0) - canal["centre"]
+        anterior = unit(anterior - (anterior @ superior) * superior)
+    if canal is not None:
+        anterior = frame  # the frame the canal was measured in
+    result: dict[str, object] = {}
+    if canal is None:
+        reason = f"no vertebral canal found in {name} (open or filled ring)"
+        return {"body_center_ras": centre.tolist()} | {k: not_measurable(reason) for k in VERTEBRA_PARAMETERS}
+    right = np.cross(anterior, superior)
+    result["canal_depth_mm"] = canal["depth"]
+    result["canal_width_mm"] = canal["width"]
+    rel = points - centre
+    u, w, x = rel @ anterior, rel @ superior, rel @ right
+    in_body = u > canal["anterior_edge"]
+    result["body_center_ras"] = points[in_body].mean(axis=0).tolist()
+    if label == 1:
+        reason = "C1 has no vertebral body"
+        return result | {k: not_measurable(reason) for k in (*_BODY_PARAMETERS, *_POSTERIOR_PARAMETERS)}
+    mid = np.abs(x - np.median(x[in_body])) < max(SLAB_HALF_MM, 0.5 * volume.footprint_mm(right))
+    body = _body_profile(u[in_body & mid], w[in_body & mid], anterior, superior, volume)
+    body["endplate_width_mm"] = float(np.ptp(x[in_body]) + volume.footprint_mm(right))
+    height = (body["anterior_body_height_mm"] + body["posterior_body_height_mm"]) / 2
+    depth = (body["superior_endplate_depth_mm"] + body["inferior_endplate_depth_mm"]) / 2
+    if label > 2 and height > MAX_HEIGHT_TO_DEPTH * depth:
+        reason = f"{name} body is {height / depth:.1f} times taller than deep (fused or merged vertebrae?)"
+        return {"body_center_ras": result["body_center_ras"]} | {k: not_measurable(reason) for k in VERTEBRA_PARAMETERS}
+    result |= body
+    result |= _spinous_process(u[mid], w[mid], canal, anterior, superior)
+    return result
+
+
+def _canal(points: np.ndarray, centre: np.ndarray, right: np.ndarray, anterior: np.ndarray,
+           volume: LabelVolume) -> dict | None:
+    """The vertebral foramen as the largest hole of the axial projection, or None.
+
+    Returns:
+        ``{"centre": RAS (3,), "anterior_edge", "posterior_edge" (mm along anterior from the vertebra centroid),
+        "depth", "width" (mm)}``.
+    """
+    pixel = float(volume.spacing.min())
+    rel = points - centre
+    xy = np.stack([rel @ right, rel @ anterior], axis=1)
+    lo = xy.min(axis=0) - pixel
+    ij = np.floor((xy - lo) / pixel).astype(int)
+    raster = np.zeros(ij.max(axis=0) + 2, dtype=bool)
+    raster[ij[:, 0], ij[:, 1]] = True
+    raster = ndimage.binary_closing(raster, iterations=1) | raster
+    holes = ndimage.binary_fill_holes(raster) & ~raster
+    lab, n = ndimage.label(holes)
+    if n == 0:
+        return None
+    sizes = np.bincount(lab.ravel())[1:]
+    biggest = int(np.argmax(sizes)) + 1
+    if sizes[biggest - 1] * pixel**2 < MIN_CANAL_MM2:
+        return None
+    hole = np.argwhere(lab == biggest) * pixel + lo + pixel / 2
+    mid = hole.mean(axis=0)
+    return {
+        "centre": centre + mid[0] * right + mid[1] * anterior,
+        "anterior_edge": float(hole[:, 1].max() + pixel / 2),
+        "posterior_edge": float(hole[:, 1].min() - pixel / 2),
+        "depth": float(np.ptp(hole[:, 1]) + pixel),
+        "width": float(np.ptp(hole[:, 0]) + pixel),
+    }
+
+
+def _body_profile(u: np.ndarray, w: np.ndarray, anterior: np.ndarray, superior: np.ndarray,
+                  volume: LabelVolume) -> dict[str, float]:
+    """Heights and endplate depths from the body's mid-sagittal voxels (``u`` anterior, ``w`` superior, mm)."""
+    step = volume.footprint_mm(anterior)
+    foot_w = volume.footprint_mm(superior)
+    columns = np.round((u - u.min()) / step).astype(int)
+    n = columns.max() + 1
+    top = np.full(n, -np.inf)
+    bottom = np.full(n, np.inf)
+    np.maximum.at(top, columns, w)
+    np.minimum.at(bottom, columns, w)
+    cols = np.flatnonzero(np.isfinite(top))
+    pos = u.min() + cols * step
+    band = max(BAND_MM, 0.2 * float(np.ptp(pos)), step)
+    heights = top[cols] - bottom[cols] + foot_w
+    front, back = pos >= pos.max() - band + 1e-6, pos <= pos.min() + band - 1e-6
+    ends = np.array([cols[0], cols[-1]])
+    ends_pos = u.min() + ends * step
+
+    def chord(edge: np.ndarray) -> float:
+        return float(np.hypot(np.ptp(ends_pos), edge[ends[1]] - edge[ends[0]]) + step)
+
+    return {
+        "anterior_body_height_mm": float(heights[front].max()),
+        "posterior_body_height_mm": float(heights[back].max()),
+        "superior_endplate_depth_mm": chord(top),
+        "inferior_endplate_depth_mm": chord(bottom),
+    }
+
+
+def _spinous_process(u: np.ndarray, w: np.ndarray, canal: dict, anterior: np.ndarray,
+                     superior: np.ndarray) -> dict[str, object]:
+    """Spinous process length and angle from the mid-sagittal voxels behind the canal."""
+    behind = u < canal["posterior_edge"]
+    if np.count_nonzero(behind) < 3:
+        reason = "no posterior elements behind the canal on the mid-sagittal plane"
+        return {k: not_measurable(reason) for k in _POSTERIOR_PARAMETERS}
+    tip = np.argmin(np.where(behind, u, np.inf))
+    near = behind & (u > canal["posterior_edge"] - BAND_MM)
+    base = np.array([canal["posterior_edge"], float(np.mean(w[near])) if np.any(near) else float(np.mean(w[behind]))])
+    vec = np.array([u[tip], w[tip]]) - base
+    return {
+        "spinous_process_length_mm": float(np.hypot(*vec)),
+        "spinous_process_angle_deg": float(np.degrees(np.arctan2(-vec[1], -vec[0]))),
+    }

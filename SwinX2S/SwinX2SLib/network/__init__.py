@@ -1,0 +1,51 @@
+"""The Swin-X2S network (paper: Liu et al., "Swin-X2S").
+
+Public API::
+
+    from SwinX2SLib.network import create_model, predict_labels
+    model = create_model("base", img_size=(128, 128, 160), in_channels=1, num_classes=55).eval()
+    p, q = model(coronal, sagittal)          # [B, N, X, Z], [B, N, Y, Z] -> 2 x [B, 55, X, Y, Z]
+    labels = predict_labels(model, coronal, sagittal)   # [B, X, Y, Z] = argmax(p + q)
+
+:mod:`.registry` is torch-free; the other submodules import torch lazily through this package's attributes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .registry import (
+    DEFAULT_IMG_SIZE,
+    VariantConfig,
+    create_model,
+    get_variant,
+    list_variants,
+    register_variant,
+    variant_name,
+)
+
+if TYPE_CHECKING:
+    from .swin_x2s import SwinX2S, check_img_size, predict_labels
+
+__all__ = [
+    "DEFAULT_IMG_SIZE",
+    "SwinX2S",
+    "VariantConfig",
+    "check_img_size",
+    "create_model",
+    "get_variant",
+    "list_variants",
+    "predict_labels",
+    "register_variant",
+    "variant_name",
+]
+
+_LAZY = {"SwinX2S", "check_img_size", "predict_labels"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import swin_x2s
+
+        return getattr(swin_x2s, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,226 @@
+"""The Swin-X2S network: two X-ray views in, two 3-D logit volumes out (Liu et al., "Swin-X2S").
+
+Data flow for each view (all weights shared by the two views)::
+
+    image [B, N, H, Z] --SwinEncoder2D--> 5 hidden states [B, F*2**i, H/2**(i+1), Z/2**(i+1)]
+    raw image + hidden states --DimensionExpansion--> 6 volumes [B, C_l, X/2**l, Y/2**l, Z/2**l], l = 0..5
+    each volume --residual_block--> skip features (channels F, F, 2F, 4F, 8F, 16F)
+    bottlenecks of both views --CrossViewAttention--> replaced bottlenecks
+    bottleneck + skips --5 up_blocks--> [B, F, X, Y, Z] --output_block--> logits [B, classes, X, Y, Z]
+
+Coronal images (``[B, N, X, Z]``, projected along Y) gain axis Y; sagittal images (``[B, N, Y, Z]``, projected
+along X) gain axis X (see ``docs/architecture.md``). The prediction is ``argmax(p + q)`` over classes; use
+:func:`predict_labels` for a memory-lean inference path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import output_block, residual_block, up_block
+from .cross_view_attention import CrossViewAttention
+from .dimension_expansion import DimensionExpansion
+from .registry import VariantConfig
+from .swin_encoder import SwinEncoder2D
+
+__all__ = ["SwinX2S", "check_img_size", "predict_labels"]
+
+_LEVELS = 6
+_REDUCTION = 2 ** (_LEVELS - 1)
+
+
+class SwinX2S(nn.Module):
+    """Swin-X2S: shared 2-D Swin encoder, dimension expansion, 3-D residual U-Net decoder, cross-view attention.
+
+    Args:
+        img_size: volume size ``(X, Y, Z)``; X = Y, all multiples of 32. The coronal input is ``(X, Z)``, the
+            sagittal input ``(Y, Z)``.
+        in_channels: X-ray images per view (N).
+        num_classes: output classes (55 for the full catalogue, background included).
+        feature_size: embedding dimension F of the Swin encoder.
+        depths: Swin blocks per stage (4 stages).
+        num_heads: attention heads per stage; the cross-view attention uses the last value.
+        window_size: Swin attention window.
+        fusion_depth: number of cross-view attention layers.
+        drop_rate: dropout rate (Swin MLPs/projections, cross-view token dropout).
+        attn_drop_rate: attention-weight dropout rate (Swin and cross-view attention).
+        drop_path_rate: stochastic depth rate of the Swin encoder (the published training used 0.2).
+        use_checkpoint: gradient checkpointing inside the Swin encoder.
+
+    Examples::
+
+        >>> net = SwinX2S((32, 32, 64), num_classes=5, feature_size=12, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8))
+        >>> p, q = net(torch.rand(1, 1, 32, 64), torch.rand(1, 1, 32, 64))
+        >>> tuple(p.shape), tuple(q.shape)
+        ((1, 5, 32, 32, 64), (1, 5, 32, 32, 64))
+    """
+
+    def __init__(
+        self,
+        img_size: Sequence[int] = (128, 128, 160),
+        in_channels: int = 1,
+        num_classes: int = 55,
+        feature_size: int = 48,
+        depths: Sequence[int] = (2, 2, 2, 2),
+        num_heads: Sequence[int] = (3, 6, 12, 24),
+        window_size: Sequence[int] = (7, 7),
+        fusion_depth: int = 1,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.2,
+        use_checkpoint: bool = False,
+    ) -> None:
+        super().__init__()
+        self.img_size = check_img_size(img_size)
+        self.config = VariantConfig(feature_size, tuple(depths), tuple(num_heads), tuple(window_size), fusion_depth)
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        size_x, size_y, size_z = self.img_size
+        f = feature_size
+        self.encoder = SwinEncoder2D(
+            (size_x, size_z),
+            in_channels=in_channels,
+            feature_size=f,
+            depths=depths,
+            num_heads=num_heads,
+            window_size=window_size,
+            drop_rate=drop_rate,
+            attn_drop_rate=attn_drop_rate,
+            drop_path_rate=drop_path_rate,
+            use_checkpoint=use_checkpoint,
+        )
+        self.dimension_expansion = nn.ModuleList([DimensionExpansion(size_x // 2**level) for level in range(_LEVELS)])
+        level_channels = [in_channels, *(f * 2**i for i in range(_LEVELS - 1))]
+        skip_channels = [f, *level_channels[1:]]
+        self.encoder_blocks = nn.ModuleList(
+            [residual_block(c_in, c_out) for c_in, c_out in zip(level_channels, skip_channels, strict=True)]
+        )
+        self.cross_view_attention = CrossViewAttention(
+            hidden_size=skip_channels[-1],
+            num_heads=num_heads[-1],
+            grid_size=(size_x // _REDUCTION, size_y // _REDUCTION, size_z // _REDUCTION),
+            depth=fusion_depth,
+            dropout_rate=drop_rate,
+            attn_dropout_rate=attn_drop_rate,
+        )
+        self.decoder_blocks = nn.ModuleList(
+            [up_block(skip_channels[level], skip_channels[level - 1]) for level in range(_LEVELS - 1, 0, -1)]
+        )
+        self.head = output_block(f, num_classes)
+
+    def forward(self, coronal: torch.Tensor, sagittal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reconstruct from two views.
+
+        Args:
+            coronal: coronal (AP) images ``[B, N, X, Z]``, float in [0, 1].
+            sagittal: sagittal (lateral) images ``[B, N, Y, Z]``, float in [0, 1].
+
+        Returns:
+            ``(p, q)``: logits ``[B, num_classes, X, Y, Z]`` of the coronal and of the sagittal branch.
+        """
+        features = self.encode(coronal, sagittal)
+        return tuple(self.head(self.decode(image, view, feats)) for image, view, feats in features)
+
+    def encode(
+        self, coronal: torch.Tensor, sagittal: torch.Tensor
+    ) -> tuple[tuple[torch.Tensor, str, list[torch.Tensor]], tuple[torch.Tensor, str, list[torch.Tensor]]]:
+        """Encode both views down to the cross-attended bottleneck.
+
+        Returns:
+            For each view ``(image, view name, features)`` where ``features`` are the skip volumes of levels 1..5,
+            ``[B, F * 2**(l-1), X / 2**l, Y / 2**l, Z / 2**l]`` (level 5 = cross-attended bottleneck). Level 0 is
+            computed later by :meth:`decode`, so that only one full-resolution skip is alive at a time.
+        """
+        self.check_views(coronal, sagittal)
+        a = self._deep_features(coronal, "coronal")
+        b = self._deep_features(sagittal, "sagittal")
+        a[-1], b[-1] = self.cross_view_attention(a[-1], b[-1])
+        return (coronal, "coronal", a), (sagittal, "sagittal", b)
+
+    def decode(self, image: torch.Tensor, view: str, features: list[torch.Tensor]) -> torch.Tensor:
+        """Decode one view's features (consumed: the list is emptied) to ``[B, F, X, Y, Z]`` before the head."""
+        x = features.pop()
+        for block in self.decoder_blocks[:-1]:
+            x = block(x, features.pop())
+        skip = self.encoder_blocks[0](self.dimension_expansion[0](image, view))
+        return self.decoder_blocks[-1](x, skip)
+
+    def _deep_features(self, image: torch.Tensor, view: str) -> list[torch.Tensor]:
+        """Skip volumes of levels 1..5 of one view."""
+        hidden = self.encoder(image)
+        return [
+            block(expand(h, view))
+            for h, expand, block in zip(hidden, self.dimension_expansion[1:], self.encoder_blocks[1:], strict=True)
+        ]
+
+    def check_views(self, coronal: torch.Tensor, sagittal: torch.Tensor) -> None:
+        """Raise ValueError unless the views are ``[B, N, X, Z]`` and ``[B, N, Y, Z]`` for this model's size."""
+        size_x, size_y, size_z = self.img_size
+        for name, image, rows in (("coronal", coronal, size_x), ("sagittal", sagittal, size_y)):
+            expected = (self.in_channels, rows, size_z)
+            if image.ndim != 4 or tuple(image.shape[1:]) != expected:
+                raise ValueError(
+                    f"{name} input must be [B, {', '.join(map(str, expected))}] for this model (built for volume "
+                    f"size {self.img_size}), got {list(image.shape)}; resample the image or build the model with "
+                    "a matching img_size / in_channels."
+                )
+        if coronal.shape[0] != sagittal.shape[0]:
+            raise ValueError(f"batch sizes differ: coronal {coronal.shape[0]}, sagittal {sagittal.shape[0]}.")
+
+
+def check_img_size(img_size: Sequence[int]) -> tuple[int, int, int]:
+    """Validate a model volume size ``(X, Y, Z)``: three positive multiples of 32 with X = Y."""
+    size = tuple(int(s) for s in img_size)
+    if len(size) != 3:
+        raise ValueError(f"img_size must be (X, Y, Z), got {img_size}.")
+    wrong = [f"{axis}={s}" for axis, s in zip("XYZ", size, strict=True) if s <= 0 or s % _REDUCTION]
+    if wrong:
+        raise ValueError(f"img_size {size}: {', '.join(wrong)} must be a positive multiple of {_REDUCTION}.")
+    if size[0] != size[1]:
+        raise ValueError(f"img_size {size}: X and Y must be equal (both views share the dimension expansion).")
+    return size
+
+
+def predict_labels(
+    model: SwinX2S,
+    coronal: torch.Tensor,
+    sagittal: torch.Tensor,
+    chunk_size: int = 8,
+    autocast_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Label volume ``argmax(p + q)`` computed without materialising the full ``[B, C, X, Y, Z]`` logits.
+
+    Runs in inference mode (the model must be in eval mode for published behaviour); the full-resolution skip of a
+    view is only computed when that view is decoded; the 1x1x1 head is applied slab by slab (``chunk_size`` planes
+    along X) to both decoded views, and the argmax of ``p + q`` is taken per slab.
+
+    Args:
+        model: a :class:`SwinX2S`.
+        coronal: ``[B, N, X, Z]`` on the model's device.
+        sagittal: ``[B, N, Y, Z]`` on the model's device.
+        chunk_size: planes along X per head/argmax slab.
+        autocast_dtype: run under ``torch.autocast`` with this dtype (e.g. ``torch.bfloat16`` on CUDA); the logits
+            are summed in float32.
+
+    Returns:
+        ``[B, X, Y, Z]`` labels, ``torch.uint8`` when the model has at most 256 classes, else ``torch.int64``.
+    """
+    device_type = coronal.device.type
+    amp = torch.autocast(device_type, dtype=autocast_dtype) if autocast_dtype is not None else contextlib.nullcontext()
+    with torch.inference_mode(), amp:
+        decoded = [model.decode(image, view, feats) for image, view, feats in model.encode(coronal, sagittal)]
+        conv = model.head.conv.conv
+        batch, _, size_x, size_y, size_z = decoded[0].shape
+        dtype = torch.uint8 if model.num_classes <= 256 else torch.int64
+        labels = torch.empty((batch, size_x, size_y, size_z), dtype=dtype, device=coronal.device)
+        for start in range(0, size_x, chunk_size):
+            stop = min(start + chunk_size, size_x)
+            p = F.conv3d(decoded[0][:, :, start:stop], conv.weight, conv.bias).float()
+            p += F.conv3d(decoded[1][:, :, start:stop], conv.weight, conv.bias).float()
+            labels[:, start:stop] = p.argmax(1)
+    return labels

@@ -1,0 +1,617 @@
+"""The training engine: one loop for training from scratch, fine-tuning, resuming and distributed runs.
+
+Run folder layout (``RUN_DIR``):
+
+* ``config.yaml``: the full configuration of the run (written at the start, read by ``--resume``).
+* ``checkpoints/last.pt``, ``checkpoints/best.pt``: training state (model, optimiser, scheduler, AMP scaler,
+  epoch, position inside the epoch, best metric, RNG states), written atomically by rank 0.
+* ``model/``: the best model in the project's model-directory format (when ``schedule.export_best``).
+* ``log.jsonl``, ``epochs.csv``, ``curves.png``: see :mod:`SwinX2SLib.training.logging`.
+* ``cache/``: rendered DRR samples (unless ``data.cache_dir`` points elsewhere).
+* ``STOP``: create this file to stop the run cleanly after the current step (the Slicer module's Stop button);
+  SIGTERM does the same. Either way a final ``last.pt`` is written and ``--resume`` continues exactly there.
+
+Data order: in epoch ``e`` the sample order is that of :class:`torch.utils.data.DistributedSampler` with
+``set_epoch(e)`` (one shard per rank), repeated with further seeds when ``steps_per_epoch`` asks for more
+samples than the data set holds; augmentation draws depend only on ``(seed, epoch, index)``. A resumed run skips
+the batches already done in its epoch, so on CPU with ``deterministic: true`` an interrupted and resumed run ends
+with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from SwinX2SLib.errors import InputError, ModelError
+from SwinX2SLib.progress import ProgressReporter
+from SwinX2SLib.training import distributed
+from SwinX2SLib.training.config import TrainConfig, load_config, save_config
+from SwinX2SLib.training.data import TrainingDataset, build_datasets
+from SwinX2SLib.training.logging import RunLogger, read_log
+
+__all__ = [
+    "STOP_FILE",
+    "TrainResult",
+    "Trainer",
+    "build_model",
+    "evaluate_model",
+    "export_from_run",
+    "holdout_dataset",
+    "lr_factor",
+    "parameter_groups",
+]
+
+STOP_FILE = "STOP"
+CONFIG_NAME = "config.yaml"
+CHECKPOINT_DIR = "checkpoints"
+MODEL_DIR = "model"
+_NO_DECAY_KEYS = ("relative_position", "position_embedding", "pos_embed", "norm")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """How a run ended.
+
+    Args:
+        run_dir: the run folder.
+        epoch: epochs completed.
+        step: optimiser steps completed.
+        stop_reason: ``"completed"``, ``"early_stopping"``, ``"stop_file"`` or ``"sigterm"``.
+        best_metric: best validation mean Dice (None without validation).
+        best_epoch: the epoch that reached it.
+        last_validation: metrics of the last validation.
+    """
+
+    run_dir: Path
+    epoch: int
+    step: int
+    stop_reason: str
+    best_metric: float | None
+    best_epoch: int | None
+    last_validation: dict[str, Any] | None
+
+
+def build_model(config: TrainConfig) -> nn.Module:
+    """The network a configuration describes (random initialisation, on CPU)."""
+    from SwinX2SLib.network import create_model
+
+    model_cfg = config.model
+    try:
+        return create_model(model_cfg.variant, img_size=tuple(model_cfg.img_size), in_channels=model_cfg.in_channels,
+                            num_classes=model_cfg.num_classes, **model_cfg.options)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InputError("model", f"cannot build {model_cfg.variant!r} with {model_cfg.options}: {exc}") from None
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: decay on weight matrices and kernels; none on norms, biases and relative-position tables."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if param.ndim <= 1 or name.endswith(".bias") or any(key in name for key in _NO_DECAY_KEYS):
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int, min_factor: float) -> float:
+    """Learning-rate multiplier at ``step``: linear warm-up from ~0 to 1, then cosine from 1 to ``min_factor``."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(total_steps - warmup_steps, 1)
+    progress = min(max(step - warmup_steps, 0) / span, 1.0)
+    return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def evaluate_model(model: nn.Module, dataset: TrainingDataset, device: torch.device) -> dict[str, Any]:
+    """Mean metrics of ``model`` over ``dataset`` (un-augmented), computed by :func:`SwinX2SLib.metrics.evaluate`.
+
+    Returns:
+        ``{"dice", "localization_error_mm", "identification_rate", "dice_<anatomy>"..., "cases"}``: means over
+        the cases of the per-case figures (Dice and identification over the classes present in each case).
+    """
+    from SwinX2SLib import catalogue, metrics
+    from SwinX2SLib.network import predict_labels
+
+    was_training = model.training
+    model.eval()
+    per_case: list[dict[str, float | None]] = []
+    try:
+        for index in range(len(dataset)):
+            item = dataset[index]
+            pred = predict_labels(model, item["coronal"][None].to(device), item["sagittal"][None].to(device))[0]
+            spacing = dataset.source.load(index, dataset.epoch).spacing_mm
+            result = metrics.evaluate(pred.cpu().numpy(), item["label"].numpy(), (spacing,) * 3)
+            row = {"dice": result.overall.dice, "localization_error_mm": result.overall.localization_error_mm,
+                   "identification_rate": result.overall.identification_rate}
+            row.update({f"dice_{a}": result.per_anatomy[a].dice for a in catalogue.ANATOMIES})
+            per_case.append(row)
+    finally:
+        model.train(was_training)
+    summary: dict[str, Any] = {}
+    for key in per_case[0] if per_case else ():
+        values = [r[key] for r in per_case if r[key] is not None]
+        summary[key] = float(np.mean(values)) if values else None
+    summary["cases"] = len(per_case)
+    return summary
+
+
+def holdout_dataset(config: TrainConfig, cache_dir: str | Path) -> TrainingDataset | None:
+    """Cases never used for training or model selection: the held-out phantom seeds, or a published ``test`` list.
+
+    Returns None for CT data (keep a separate folder of test cases and evaluate it with ``swinx2s evaluate``).
+    """
+    from SwinX2SLib.training.data import PhantomCases, PublishedCases, SampleCache
+
+    data, shape = config.data, tuple(config.model.img_size)
+    if data.source == "phantom":
+        source = PhantomCases(data.holdout_seed_start, data.holdout_count, shape, config.model.in_channels,
+                              data.preset, data.phantom_spacing_mm, SampleCache(data.cache_dir or cache_dir))
+    elif data.source == "published":
+        source = PublishedCases(data.root, "test", data.subset_task)
+    else:
+        return None
+    return TrainingDataset(source, shape)
+
+
+def export_from_run(
+    run_dir: str | Path, output: str | Path, checkpoint: str = "best", holdout: bool = False,
+    overwrite: bool = False, reporter: ProgressReporter | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Write a model directory (project format) from a run's checkpoint, optionally with held-out metrics.
+
+    Args:
+        run_dir: the run folder.
+        output: the model directory to write.
+        checkpoint: ``"best"`` or ``"last"``.
+        holdout: evaluate on :func:`holdout_dataset` and record it on the card (``metrics["holdout"]``).
+        overwrite: replace an existing model directory.
+        reporter: progress display.
+
+    Returns:
+        ``(model directory, the card's metrics)``.
+    """
+    run_dir = Path(run_dir)
+    reporter = reporter or ProgressReporter("none")
+    path = run_dir / CHECKPOINT_DIR / f"{checkpoint}.pt"
+    if not path.exists():
+        raise InputError(path, "no such checkpoint (has the run validated or finished an epoch yet?)")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    config = load_config(run_dir / CONFIG_NAME)
+    model = build_model(config)
+    model.load_state_dict(state["model"])
+    metrics: dict[str, Any] = {"validation": state.get("validation")}
+    if holdout:
+        reporter.update("holdout", 0.0, "evaluating held-out cases")
+        dataset = holdout_dataset(config, run_dir / "cache")
+        if dataset is None:
+            raise InputError(run_dir, f"no held-out cases are defined for {config.data.source!r} data")
+        metrics["holdout"] = evaluate_model(model, dataset, torch.device("cpu"))
+        metrics["holdout_cases"] = _describe_holdout(config)
+    started = [r for r in read_log(run_dir) if r["event"] == "start"]
+    extra = {"command": started[0].get("command")} if started and started[0].get("command") else {}
+    extra["resumed_with"] = [r.get("command") for r in started[1:] if r.get("command")]
+    extra["wall_time_s"] = round(sum(_session_times(read_log(run_dir))), 1)
+    reporter.update("export", 1.0, f"writing {output}")
+    return _save_model_dir(model, config, Path(output), state, metrics, extra, overwrite), metrics
+
+
+def _describe_holdout(config: TrainConfig) -> str:
+    data = config.data
+    if data.source == "phantom":
+        return f"phantom seeds {data.holdout_seed_start}..{data.holdout_seed_start + data.holdout_count - 1}"
+    return f"the 'test' list of {data.root}"
+
+
+def _session_times(records: list[dict[str, Any]]) -> list[float]:
+    """Wall time of each training session (start record to its last record) in a run's log."""
+    times, begin, last = [], None, None
+    for record in records:
+        if record["event"] == "start":
+            if begin is not None and last is not None:
+                times.append(last - begin)
+            begin = record["time"]
+        last = record["time"]
+    if begin is not None and last is not None:
+        times.append(last - begin)
+    return times
+
+
+def _save_model_dir(model: nn.Module, config: TrainConfig, output: Path, state: dict[str, Any],
+                    metrics: dict[str, Any], extra_training: dict[str, Any], overwrite: bool) -> Path:
+    from SwinX2SLib.checkpoints import ModelCard, save_model_dir
+
+    training = {
+        "config": config.to_dict(),
+        "epoch": state["epoch"],
+        "step": state["step"],
+        "data": _describe_data(config),
+        "preset": config.preset,
+        **extra_training,
+    }
+    card = ModelCard(
+        img_size=tuple(config.model.img_size),
+        in_channels=config.model.in_channels,
+        num_classes=config.model.num_classes,
+        preprocessing={"drr_preset": config.data.preset, "grid_shape": list(config.model.img_size)},
+        training=training,
+        metrics=metrics,
+        license="Apache-2.0" if config.data.source == "phantom" else "see the training data's licence",
+        description=f"{config.name}: trained with `swinx2s train` on {config.data.source} data",
+    )
+    return save_model_dir(model, output, card, overwrite=overwrite)
+
+
+def _describe_data(config: TrainConfig) -> str:
+    data = config.data
+    if data.source == "phantom":
+        pool = f"a pool of {data.pool_size} phantoms" if data.pool_size else "an endless phantom stream"
+        return (f"{pool} from seed {data.phantom_seed} (SwinX2SLib.phantom), DRR preset {data.preset!r}; "
+                f"validation seeds {data.val_seed_start}..{data.val_seed_start + data.val_count - 1}")
+    return f"{data.source} data in {data.root} (labels: {data.label_convention}), DRR preset {data.preset!r}"
+
+
+class Trainer:
+    """Trains a model as a :class:`TrainConfig` says, writing everything into ``run_dir``.
+
+    Args:
+        config: the configuration (ignored with ``resume=True``: the run folder's own ``config.yaml`` is used).
+        run_dir: the run folder (created if needed).
+        resume: continue the run in ``run_dir`` from ``checkpoints/last.pt``.
+        reporter: progress display (rank 0).
+        callback: called with every step and epoch record (rank 0), e.g. to drive a GUI.
+        stop_file: path whose existence requests a clean stop (default ``RUN_DIR/STOP``).
+        command: the command line that started this session (logged; exported to the model card).
+
+    Examples::
+
+        >>> from SwinX2SLib.training.config import config_from_dict
+        >>> result = Trainer(config_from_dict({"preset": "smoke"}), "runs/smoke").fit()   # doctest: +SKIP
+        >>> result.stop_reason                                                            # doctest: +SKIP
+        'completed'
+    """
+
+    def __init__(self, config: TrainConfig | None, run_dir: str | Path, *, resume: bool = False,
+                 reporter: ProgressReporter | None = None,
+                 callback: Callable[[dict[str, Any]], None] | None = None,
+                 stop_file: str | Path | None = None, command: str | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        if resume:
+            if not (self.run_dir / CHECKPOINT_DIR / "last.pt").exists():
+                raise InputError(self.run_dir, "nothing to resume: no checkpoints/last.pt in this run folder")
+            config = load_config(self.run_dir / CONFIG_NAME)
+        elif config is None:
+            raise ValueError("a configuration is required unless resuming")
+        self.config = config
+        self.resume = resume
+        self.reporter = reporter or ProgressReporter("none")
+        self.callback = callback
+        self.stop_file = Path(stop_file) if stop_file else self.run_dir / STOP_FILE
+        self.command = command
+        self._signal_stop = threading.Event()
+
+    # ----------------------------------------------------------------------------------------------- public
+    def fit(self) -> TrainResult:
+        """Run (or continue) training until the last epoch, early stopping, the stop file or SIGTERM."""
+        cfg = self.config
+        ctx = distributed.init_distributed(cfg.schedule.device)
+        try:
+            with self._sigterm_handler():
+                return self._fit(ctx)
+        finally:
+            distributed.cleanup()
+
+    # ------------------------------------------------------------------------------------------------ setup
+    def _fit(self, ctx: distributed.DistContext) -> TrainResult:
+        cfg = self.config
+        if cfg.schedule.threads > 0:
+            torch.set_num_threads(cfg.schedule.threads)
+        if cfg.schedule.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        if ctx.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if self.stop_file.exists() and not self.resume:
+                self.stop_file.unlink()
+            if not self.resume:
+                if (self.run_dir / CHECKPOINT_DIR / "last.pt").exists():
+                    raise InputError(self.run_dir, "already holds a run; use --resume or another folder")
+                save_config(cfg, self.run_dir / CONFIG_NAME)
+        distributed.barrier()
+        logger = RunLogger(self.run_dir, enabled=ctx.is_main)
+
+        _seed_everything(cfg.schedule.seed)
+        model = self._initial_model(ctx)
+        optimizer = torch.optim.AdamW(parameter_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
+                                      betas=tuple(cfg.optim.betas))
+        train_set, val_set = build_datasets(cfg, self.run_dir / "cache")
+        per_rank = len(train_set) // ctx.world_size
+        steps_per_epoch = cfg.optim.steps_per_epoch or max(per_rank // cfg.optim.batch_size, 1)
+        if per_rank < 1:
+            raise InputError(self.run_dir, f"{len(train_set)} training samples cannot feed {ctx.world_size} processes")
+        total = cfg.optim.epochs * steps_per_epoch
+        warmup = int(round(cfg.optim.warmup_epochs * steps_per_epoch))
+        min_factor = cfg.optim.min_lr / cfg.optim.lr
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup, total, min_factor))
+        use_amp = cfg.optim.amp and ctx.device.type == "cuda"
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        loss_fn = _loss(cfg)
+
+        state = {"epoch": 0, "step_in_epoch": 0, "step": 0, "best_metric": None, "best_epoch": None,
+                 "bad_validations": 0, "validation": None}
+        if self.resume:
+            state = self._load_last(model, optimizer, scheduler, scaler, ctx.device, state)
+        net: nn.Module = model
+        if ctx.distributed:
+            net = nn.parallel.DistributedDataParallel(model, device_ids=[ctx.device] if ctx.device.type == "cuda"
+                                                      else None)
+        logger.log("start", command=self.command, resume=self.resume, epoch=state["epoch"], step=state["step"], world_size=ctx.world_size,
+                   device=str(ctx.device), steps_per_epoch=steps_per_epoch, epochs=cfg.optim.epochs)
+
+        stop_reason = "completed"
+        start_time, start_step = time.monotonic(), state["step"]
+        for epoch in range(state["epoch"], cfg.optim.epochs):
+            train_set.set_epoch(epoch)
+            skip = state["step_in_epoch"]
+            loader = self._loader(train_set, epoch, steps_per_epoch, skip, ctx)
+            net.train()
+            losses: list[float] = []
+            epoch_start = time.monotonic()
+            for position, batch in enumerate(loader, start=skip):
+                loss, terms = self._step(net, batch, loss_fn, optimizer, scheduler, scaler, use_amp, ctx)
+                losses.append(loss)
+                state["step"] += 1
+                state["step_in_epoch"] = position + 1
+                rate = (state["step"] - start_step) * cfg.optim.batch_size * ctx.world_size / max(
+                    time.monotonic() - start_time, 1e-9)
+                eta = (total - state["step"]) * cfg.optim.batch_size * ctx.world_size / max(rate, 1e-9)
+                if state["step"] % cfg.schedule.log_every == 0:
+                    record = logger.log("step", epoch=epoch, step=state["step"], loss=loss, loss_terms=terms,
+                                        lr=optimizer.param_groups[0]["lr"], samples_per_s=round(rate, 4),
+                                        eta_s=round(eta, 1))
+                    self._notify(record, ctx)
+                self.reporter.update("train", state["step"] / total,
+                                     f"epoch {epoch + 1}/{cfg.optim.epochs} loss {loss:.4f} eta {eta / 60:.1f} min")
+                reason = self._stop_requested(ctx)
+                if reason:
+                    stop_reason = reason
+                    break
+                every = cfg.schedule.checkpoint_every_steps
+                if every and state["step"] % every == 0 and state["step_in_epoch"] < steps_per_epoch:
+                    self._save(ctx, "last", model, optimizer, scheduler, scaler, {**state, "epoch": epoch})
+            if stop_reason != "completed":
+                self._save(ctx, "last", model, optimizer, scheduler, scaler, {**state, "epoch": epoch})
+                break
+            state["epoch"], state["step_in_epoch"] = epoch + 1, 0
+            train_loss = distributed.all_reduce_mean(float(np.mean(losses)) if losses else float("nan"), ctx.device)
+            samples = len(losses) * cfg.optim.batch_size * ctx.world_size
+            val, improved = None, False
+            last_epoch = epoch + 1 == cfg.optim.epochs
+            if val_set is not None and cfg.schedule.val_every and ((epoch + 1) % cfg.schedule.val_every == 0
+                                                                   or last_epoch):
+                val, improved = self._validate(model, val_set, ctx, state, epoch)
+            self._save(ctx, "last", model, optimizer, scheduler, scaler, state)
+            if improved:
+                self._save(ctx, "best", model, optimizer, scheduler, scaler, state)
+                if ctx.is_main and cfg.schedule.export_best:
+                    _save_model_dir(model, cfg, self.run_dir / MODEL_DIR, state, val or {}, {}, overwrite=True)
+            record = logger.epoch(epoch=epoch + 1, step=state["step"], train_loss=train_loss,
+                                  lr=optimizer.param_groups[0]["lr"],
+                                  samples_per_s=round(samples / max(time.monotonic() - epoch_start, 1e-9), 4),
+                                  eta_s=round((total - state["step"]) * (time.monotonic() - start_time)
+                                              / max(state["step"] - start_step, 1), 1),
+                                  val=val, best=improved)
+            self._notify(record, ctx)
+            patience = cfg.schedule.early_stop_patience
+            if patience and state["bad_validations"] >= patience:
+                stop_reason = "early_stopping"
+                break
+            reason = self._stop_requested(ctx)
+            if reason:
+                stop_reason = reason
+                break
+        logger.log("stop", reason=stop_reason, epoch=state["epoch"], step=state["step"])
+        if stop_reason == "completed":
+            self.reporter.update("train", 1.0, "done")
+        return TrainResult(self.run_dir, state["epoch"], state["step"], stop_reason, state["best_metric"],
+                           state["best_epoch"], state["validation"])
+
+    def _initial_model(self, ctx: distributed.DistContext) -> nn.Module:
+        """The model with its starting weights (fine-tuning sources are loaded before any DDP wrapping)."""
+        cfg = self.config
+        model = build_model(cfg)
+        ft = cfg.finetune
+        if ft.init_from:
+            _load_initial_weights(model, Path(ft.init_from))
+        if ft.pretrained_encoder:
+            from SwinX2SLib.checkpoints import load_pretrained_encoder
+
+            load_pretrained_encoder(model, ft.pretrained_encoder)
+        if ft.freeze_encoder:
+            encoder = getattr(model, "encoder", None)
+            if encoder is None:
+                raise ModelError(f"{cfg.model.variant}: the model has no 'encoder' to freeze")
+            for param in encoder.parameters():
+                param.requires_grad_(False)
+        return model.to(ctx.device)
+
+    # ------------------------------------------------------------------------------------------- one step
+    def _step(self, net: nn.Module, batch: dict[str, torch.Tensor], loss_fn: Any, optimizer: torch.optim.Optimizer,
+              scheduler: Any, scaler: torch.amp.GradScaler, use_amp: bool,
+              ctx: distributed.DistContext) -> tuple[float, dict[str, float]]:
+        coronal = batch["coronal"].to(ctx.device, non_blocking=True)
+        sagittal = batch["sagittal"].to(ctx.device, non_blocking=True)
+        label = batch["label"].to(ctx.device, non_blocking=True)
+        autocast = torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext()
+        with autocast:
+            p, q = net(coronal, sagittal)
+        loss, terms = _loss_value(loss_fn, p.float(), q.float(), label)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if self.config.optim.grad_clip > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(net.parameters(), self.config.optim.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        return float(loss.detach()), terms
+
+    def _loader(self, dataset: TrainingDataset, epoch: int, steps: int, skip: int,
+                ctx: distributed.DistContext) -> DataLoader:
+        indices = epoch_indices(len(dataset), epoch, self.config.schedule.seed, ctx.rank, ctx.world_size,
+                                steps * self.config.optim.batch_size)
+        return DataLoader(dataset, batch_size=self.config.optim.batch_size,
+                          sampler=indices[skip * self.config.optim.batch_size:],
+                          num_workers=self.config.data.num_workers, drop_last=True,
+                          generator=torch.Generator().manual_seed(self.config.schedule.seed + epoch),
+                          pin_memory=ctx.device.type == "cuda")
+
+    # ------------------------------------------------------------------------------------------ validation
+    def _validate(self, model: nn.Module, val_set: TrainingDataset, ctx: distributed.DistContext,
+                  state: dict[str, Any], epoch: int) -> tuple[dict[str, Any] | None, bool]:
+        val = evaluate_model(model, val_set, ctx.device) if ctx.is_main else None
+        metric = val["dice"] if val and val.get("dice") is not None else -1.0
+        metric = distributed.all_reduce_max(metric, ctx.device)  # rank 0's value reaches every rank
+        improved = state["best_metric"] is None or metric > state["best_metric"]
+        if improved:
+            state["best_metric"], state["best_epoch"], state["bad_validations"] = metric, epoch + 1, 0
+        else:
+            state["bad_validations"] += 1
+        state["validation"] = val
+        return val, improved
+
+    # ----------------------------------------------------------------------------------------- checkpoints
+    def _save(self, ctx: distributed.DistContext, name: str, model: nn.Module, optimizer: Any, scheduler: Any,
+              scaler: Any, state: dict[str, Any]) -> None:
+        if ctx.is_main:
+            from SwinX2SLib.io import atomic_write
+
+            folder = self.run_dir / CHECKPOINT_DIR
+            folder.mkdir(parents=True, exist_ok=True)
+            payload = {
+                **state,
+                "model": distributed.unwrap(model).state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": _rng_state(),
+                "config": self.config.to_dict(),
+            }
+            with atomic_write(folder / f"{name}.pt", overwrite=True) as tmp:
+                torch.save(payload, tmp)
+        distributed.barrier()
+
+    def _load_last(self, model: nn.Module, optimizer: Any, scheduler: Any, scaler: Any, device: torch.device,
+                   state: dict[str, Any]) -> dict[str, Any]:
+        path = self.run_dir / CHECKPOINT_DIR / "last.pt"
+        try:
+            payload = torch.load(path, map_location=device, weights_only=False)
+        except (OSError, RuntimeError, EOFError) as exc:
+            raise InputError(path, f"cannot read the checkpoint ({exc})") from None
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        scaler.load_state_dict(payload["scaler"])
+        _set_rng_state(payload["rng"])
+        return {key: payload[key] for key in state}
+
+    # ------------------------------------------------------------------------------------------ stopping
+    def _stop_requested(self, ctx: distributed.DistContext) -> str | None:
+        local = 2.0 if self._signal_stop.is_set() else 1.0 if self.stop_file.exists() else 0.0
+        agreed = distributed.all_reduce_max(local, ctx.device) if ctx.distributed else local
+        return {2.0: "sigterm", 1.0: "stop_file"}.get(agreed)
+
+    @contextmanager
+    def _sigterm_handler(self) -> Iterator[None]:
+        """While training, SIGTERM requests a clean stop after the current step instead of aborting it."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: self._signal_stop.set())
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _notify(self, record: dict[str, Any], ctx: distributed.DistContext) -> None:
+        if ctx.is_main and self.callback is not None:
+            self.callback(record)
+
+
+def epoch_indices(size: int, epoch: int, seed: int, rank: int, world_size: int, count: int) -> list[int]:
+    """The ``count`` sample indices of rank ``rank`` in ``epoch`` (DistributedSampler order, repeated as needed)."""
+    indices: list[int] = []
+    repeat = 0
+    while len(indices) < count:
+        sampler = DistributedSampler(range(size), num_replicas=world_size, rank=rank, shuffle=True,
+                                     seed=seed + 7919 * repeat, drop_last=size >= world_size)
+        sampler.set_epoch(epoch)
+        indices.extend(sampler)
+        repeat += 1
+    return indices[:count]
+
+
+def _load_initial_weights(model: nn.Module, source: Path) -> None:
+    """Fine-tuning start: a model directory (project format) or a published checkpoint file."""
+    from SwinX2SLib import checkpoints
+
+    if source.is_dir():
+        loaded, _card = checkpoints.load_model_dir(source, "cpu")
+        state = loaded.state_dict()
+    elif source.is_file():
+        state = checkpoints.convert_published_state_dict(checkpoints.load_published_checkpoint(source))
+    else:
+        raise InputError(source, "fine-tuning source is neither a model directory nor a checkpoint file")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelError(f"{source}: does not fit the configured model ({str(exc).splitlines()[0]})") from None
+
+
+def _loss(config: TrainConfig) -> Any:
+    from SwinX2SLib.loss import SwinX2SLoss
+
+    return SwinX2SLoss(kl_weight=config.optim.kl_weight)
+
+
+def _loss_value(loss_fn: Any, p: torch.Tensor, q: torch.Tensor,
+                label: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """The total loss and its logged terms (supervised DiceCE and cross-view KL, each averaged over the views)."""
+    terms = loss_fn.terms(p, q, label)
+    return terms.total, {"supervised": float(terms.supervised.detach()), "mutual": float(terms.mutual.detach())}
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])

@@ -1,0 +1,152 @@
+"""The Swin-X2S network: registry, shapes, axis contract of the dimension expansion, window rule, fast inference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from SwinX2SLib.network import (
+    SwinX2S,
+    VariantConfig,
+    check_img_size,
+    create_model,
+    get_variant,
+    list_variants,
+    predict_labels,
+    variant_name,
+)
+from SwinX2SLib.network.cross_view_attention import CrossViewAttention
+from SwinX2SLib.network.dimension_expansion import DimensionExpansion
+from SwinX2SLib.network.swin_encoder import SwinEncoder2D
+
+SMALL = (32, 32, 64)
+
+
+@pytest.fixture(scope="module")
+def test_model() -> SwinX2S:
+    torch.manual_seed(0)
+    return create_model("test", img_size=SMALL, num_classes=4).eval()
+
+
+def test_registry_names_aliases_and_custom_configs() -> None:
+    assert list_variants() == ["base", "large", "small", "test", "tiny"]
+    assert get_variant("Swin-X2S-Base") == get_variant("base") == VariantConfig(96, (2, 2, 18, 2), (3, 6, 12, 24))
+    assert get_variant("large").num_heads == (4, 8, 16, 32)
+    custom = get_variant({"feature_size": 24, "depths": [1, 1, 2, 1], "num_heads": [1, 2, 4, 8]})
+    assert custom.depths == (1, 1, 2, 1) and variant_name(custom) is None
+    assert variant_name(VariantConfig(32, (2, 2, 6, 2), (1, 2, 4, 8))) == "tiny"
+    with pytest.raises(ValueError, match="unknown Swin-X2S variant 'huge'"):
+        get_variant("huge")
+    with pytest.raises(ValueError, match=r"num_heads\[1\]=5 must divide"):
+        VariantConfig(12, (1, 1, 1, 1), (1, 5, 4, 8))
+    with pytest.raises(ValueError, match="unknown variant field"):
+        get_variant({"feature_size": 12, "depths": (1, 1, 1, 1), "num_heads": (1, 2, 4, 8), "heads": 3})
+
+
+@pytest.mark.parametrize(
+    ("img_size", "message"),
+    [((32, 64, 64), "X and Y must be equal"), ((40, 40, 64), "X=40, Y=40 must be a positive multiple of 32")],
+)
+def test_invalid_sizes_are_rejected(img_size: tuple[int, int, int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        check_img_size(img_size)
+
+
+@pytest.mark.parametrize(("batch", "views"), [(1, 1), (2, 2)])
+def test_forward_shapes(batch: int, views: int) -> None:
+    torch.manual_seed(0)
+    model = create_model("test", img_size=(32, 32, 96), in_channels=views, num_classes=3).eval()
+    with torch.no_grad():
+        p, q = model(torch.rand(batch, views, 32, 96), torch.rand(batch, views, 32, 96))
+    assert p.shape == q.shape == (batch, 3, 32, 32, 96)
+    assert not torch.equal(p, q)
+
+
+def test_wrong_input_shape_names_the_expected_one(test_model: SwinX2S) -> None:
+    with pytest.raises(ValueError, match=r"sagittal input must be \[B, 1, 32, 64\].*got \[1, 1, 64, 32\]"):
+        test_model(torch.rand(1, 1, 32, 64), torch.rand(1, 1, 64, 32))
+
+
+def test_dimension_expansion_puts_the_new_axis_where_the_view_projected() -> None:
+    features = torch.rand(2, 3, 4, 5)  # coronal [B, C, X, Z] or sagittal [B, C, Y, Z]
+    expand = DimensionExpansion(6)
+    coronal = expand(features, "coronal")
+    sagittal = expand(features, "sagittal")
+    assert coronal.shape == (2, 3, 4, 6, 5) and sagittal.shape == (2, 3, 6, 4, 5)
+    # initialised as a plain repeat: every y (coronal) / every x (sagittal) holds the 2-D feature
+    assert torch.equal(coronal, features[:, :, :, None, :].expand(2, 3, 4, 6, 5))
+    assert torch.equal(sagittal, features[:, :, None, :, :].expand(2, 3, 6, 4, 5))
+    with torch.no_grad():
+        expand.conv.weight.copy_(torch.arange(1.0, 7.0).view(6, 1, 1, 1, 1))
+        expand.conv.bias.fill_(0.5)
+    assert torch.allclose(expand(features, "coronal")[:, :, :, 2], 3 * features + 0.5)
+    assert torch.allclose(expand(features, "sagittal")[:, :, 4], 5 * features + 0.5)
+    with pytest.raises(ValueError, match="view must be one of"):
+        expand(features, "axial")
+
+
+def test_encoder_window_rule_follows_the_published_code() -> None:
+    encoder = SwinEncoder2D((32, 64), in_channels=1, feature_size=12, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8))
+    stages = encoder.stages
+    # features 16x32 and 8x16 keep 7x7 windows, shifted by 3 in odd blocks
+    assert [b.window_size for b in stages[0].blocks] == [(7, 7), (7, 7)]
+    assert [b.shift_size for b in stages[1].blocks] == [(0, 0), (3, 3)]
+    # features 4x8 and 2x4 (min <= 7) use one unshifted window covering the whole map, with its own bias table
+    for stage, feature in ((stages[2], (4, 8)), (stages[3], (2, 4))):
+        for block in stage.blocks:
+            assert block.window_size == feature and block.shift_size == (0, 0)
+            table = block.attn.relative_position_bias_table
+            assert table.shape[0] == (2 * feature[0] - 1) * (2 * feature[1] - 1)
+    hidden = encoder.forward_intermediates(torch.rand(2, 1, 32, 64))
+    assert [tuple(h.shape) for h in hidden] == [
+        (2, 12, 16, 32),
+        (2, 24, 8, 16),
+        (2, 48, 4, 8),
+        (2, 96, 2, 4),
+        (2, 192, 1, 2),
+    ]
+    assert [info["num_chs"] for info in encoder.feature_info] == [12, 24, 48, 96, 192]
+    # learnable LayerNorm on every hidden state: zero mean / unit variance over channels at initialisation
+    assert torch.allclose(hidden[1].mean(dim=1), torch.zeros(1), atol=1e-5)
+
+
+def test_cross_view_attention_exchanges_information_between_views() -> None:
+    torch.manual_seed(0)
+    attention = CrossViewAttention(hidden_size=16, num_heads=2, grid_size=(1, 1, 2)).eval()
+    a, b = torch.rand(1, 16, 1, 1, 2), torch.rand(1, 16, 1, 1, 2)
+    a_out, b_out = attention(a, b)
+    a_out2, b_out2 = attention(a, b + 1.0)
+    # the coronal output depends on the sagittal input (keys/values), as does the sagittal output on itself
+    assert not torch.allclose(a_out, a_out2)
+    assert not torch.allclose(b_out, b_out2)
+    with pytest.raises(ValueError, match=r"bottleneck size \(1, 1, 3\) does not match"):
+        attention(torch.rand(1, 16, 1, 1, 3), torch.rand(1, 16, 1, 1, 3))
+
+
+def test_predict_labels_equals_argmax_of_summed_logits(test_model: SwinX2S) -> None:
+    torch.manual_seed(1)
+    coronal, sagittal = torch.rand(2, 1, 32, 64), torch.rand(2, 1, 32, 64)
+    with torch.no_grad():
+        p, q = test_model(coronal, sagittal)
+    logits = p + q
+    expected = logits.argmax(1)
+    top2 = logits.topk(2, dim=1).values
+    clear = (top2[:, 0] - top2[:, 1]) > 1e-4  # ties within rounding may go either way
+    for chunk in (5, 32):
+        labels = predict_labels(test_model, coronal, sagittal, chunk_size=chunk)
+        assert labels.dtype == torch.uint8 and labels.shape == (2, 32, 32, 64)
+        assert torch.equal(labels[clear].long(), expected[clear])
+    assert clear.float().mean() > 0.99
+    assert len(expected.unique()) > 1
+
+
+def test_gradients_reach_both_views_and_the_encoder(test_model: SwinX2S) -> None:
+    model = create_model("test", img_size=SMALL, num_classes=3)
+    coronal = torch.rand(1, 1, 32, 64, requires_grad=True)
+    sagittal = torch.rand(1, 1, 32, 64, requires_grad=True)
+    p, q = model(coronal, sagittal)
+    p[:, 1].mean().backward()  # only the coronal branch's output
+    assert coronal.grad.abs().sum() > 0
+    assert sagittal.grad.abs().sum() > 0  # through the cross-view attention
+    assert model.encoder.swin.patch_embed.proj.weight.grad.abs().sum() > 0
+    assert model.dimension_expansion[3].conv.weight.grad.abs().sum() > 0

@@ -1,0 +1,311 @@
+"""Training engine: configuration, augmentation, data readers, trainer behaviour (stop, resume, overfit), CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from SwinX2SLib import catalogue
+from SwinX2SLib.conventions import ModelGrid, sitk_from_array
+from SwinX2SLib.errors import InputError
+from SwinX2SLib.training.augment import AugmentParams, augment_sample, sample_params
+from SwinX2SLib.training.config import (
+    PRESETS,
+    AugmentConfig,
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    load_config,
+    save_config,
+)
+from SwinX2SLib.training.data import (
+    PublishedCases,
+    convert_labels,
+    labels_from_mask_folder,
+    read_case_labels,
+    split_binary_ribs,
+)
+from SwinX2SLib.training.trainer import epoch_indices, lr_factor, parameter_groups
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FEMUR_LEFT = catalogue.by_name("femur_left").id
+FEMUR_RIGHT = catalogue.by_name("femur_right").id
+
+
+# ------------------------------------------------------------------------------------------------ configuration
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_config_round_trip(tmp_path: Path, suffix: str) -> None:
+    config = apply_overrides(config_from_dict({"preset": "default_model"}), ["optim.lr=3e-4", "data.pool_size=7"])
+    path = save_config(config, tmp_path / f"cfg{suffix}")
+    again = load_config(path)
+    assert again == config
+    assert again.optim.lr == 3e-4 and again.data.pool_size == 7
+    assert again.model.img_size == (64, 64, 96) and isinstance(again.augment.zoom, tuple)
+
+
+def test_config_presets_and_merging(tmp_path: Path) -> None:
+    for name in PRESETS:
+        assert config_from_dict({"preset": name, "data": {"root": str(tmp_path)}}).preset == name
+    paper = config_from_dict({"preset": "paper", "data": {"root": "x"}})
+    assert (paper.optim.lr, paper.optim.weight_decay, paper.optim.epochs, paper.optim.warmup_epochs) == (
+        3e-5, 0.5, 250, 20)
+    # a file states only what differs; the rest of the section comes from the preset
+    path = tmp_path / "ft.yaml"
+    path.write_text("preset: finetune\ndata: {root: /data/cts}\nfinetune: {freeze_encoder: true}\n")
+    ft = load_config(path)
+    assert ft.finetune.freeze_encoder and ft.data.root == "/data/cts" and ft.optim.lr == 1e-5
+    committed = load_config(REPO_ROOT / "configs" / "default_model.yaml")
+    assert committed.data.source == "phantom" and committed.augment.rotate180_prob == 0.0
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"optim": {"learning_rate": 1}}, "unknown keys ['learning_rate'] in section 'optim'"),
+        ({"optimiser": {}}, "unknown configuration keys ['optimiser']"),
+        ({"preset": "nope"}, "unknown training preset 'nope'"),
+        ({"data": {"source": "published"}}, "data.root is required"),
+        ({"optim": {"lr": -1.0}}, "optim.lr must be positive"),
+    ],
+)
+def test_config_errors_name_the_problem(tmp_path: Path, mapping: dict, message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(mapping))
+    with pytest.raises(InputError, match=re.escape(message)) as info:
+        load_config(path)
+    assert info.value.path == str(path)
+
+
+def test_lr_schedule_warmup_then_cosine() -> None:
+    factors = [lr_factor(s, warmup_steps=10, total_steps=110, min_factor=0.1) for s in range(110)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert np.all(np.diff(factors[:10]) > 0) and np.all(np.diff(factors[10:]) < 0)
+    assert factors[60] == pytest.approx(0.1 + 0.9 * 0.5)  # half way through the cosine
+    assert lr_factor(110, 10, 110, 0.1) == pytest.approx(0.1)
+
+
+def test_no_weight_decay_on_norms_biases_and_position_tables() -> None:
+    from SwinX2SLib.network import create_model
+
+    model = create_model("test", img_size=(32, 32, 64), num_classes=5)
+    decay, no_decay = parameter_groups(model, 0.05)
+    names = {id(p): n for n, p in model.named_parameters()}
+    no_decay_names = [names[id(p)] for p in no_decay["params"]]
+    decay_names = [names[id(p)] for p in decay["params"]]
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert any("relative_position_bias_table" in n for n in no_decay_names)
+    assert any("norm" in n for n in no_decay_names) and any(n.endswith(".bias") for n in no_decay_names)
+    assert not any("relative_position" in n or n.endswith(".bias") for n in decay_names)
+    assert all(p.ndim > 1 for p in decay["params"]) and len(decay_names) + len(no_decay_names) == len(names)
+
+
+def test_epoch_order_is_a_deterministic_partition_across_ranks() -> None:
+    ranks = [epoch_indices(10, epoch=3, seed=1, rank=r, world_size=2, count=5) for r in range(2)]
+    assert sorted(ranks[0] + ranks[1]) == list(range(10))
+    assert ranks[0] == epoch_indices(10, epoch=3, seed=1, rank=0, world_size=2, count=5)
+    assert ranks[0] != epoch_indices(10, epoch=4, seed=1, rank=0, world_size=2, count=5)
+    assert len(epoch_indices(3, 0, 0, 0, 1, count=8)) == 8  # more steps than samples: further permutations
+
+
+# ------------------------------------------------------------------------------------------------- augmentation
+def _blob_volume(shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A left femur-like bar at high x and a right one at low x, plus a spine-like bar at low y (posterior)."""
+    label = torch.zeros(shape, dtype=torch.long)
+    x, y, z = shape
+    label[int(0.6 * x):int(0.9 * x), int(0.35 * y):int(0.75 * y), int(0.1 * z):int(0.45 * z)] = FEMUR_LEFT
+    label[int(0.1 * x):int(0.4 * x), int(0.35 * y):int(0.75 * y), int(0.1 * z):int(0.45 * z)] = FEMUR_RIGHT
+    label[int(0.4 * x):int(0.6 * x), int(0.05 * y):int(0.3 * y), int(0.3 * z):int(0.9 * z)] = 1
+    bone = (label > 0).float()
+    return label, bone
+
+
+def _projections(bone: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return bone.sum(1)[None], bone.sum(0)[None]  # coronal (1, X, Z): along y; sagittal (1, Y, Z): along x
+
+
+def test_augmented_images_are_projections_of_the_augmented_label() -> None:
+    shape = (64, 56, 64)
+    label, bone = _blob_volume(shape)
+    coronal, sagittal = _projections(bone)
+    cases = {
+        "shift": AugmentParams(shift=(4.0, 2.0, 5.0)),
+        "zoom": AugmentParams(zoom=1.15),
+        "rotate": AugmentParams(angle_rad=math.radians(5.0)),
+        "all": AugmentParams(zoom=0.9, angle_rad=math.radians(-4.0), shift=(2.0, 3.0, -4.0), rotate180=True),
+    }
+    for name, params in cases.items():
+        cor, sag, lab = augment_sample(coronal, sagittal, label, params)
+        assert cor.shape == coronal.shape and sag.shape == sagittal.shape and lab.dtype == label.dtype
+        cor_true, sag_true = _projections((lab > 0).float())
+        # zoom changes the number of voxels a ray crosses, a physical DRR (HU*mm) does not: compare in voxels
+        cor_err = (cor * params.zoom - cor_true).abs().sum() / cor_true.sum()
+        sag_err = (sag * params.zoom - sag_true).abs().sum() / sag_true.sum()
+        moved = (cor - coronal).abs().sum() / coronal.sum()
+        assert cor_err < 0.1, name
+        assert cor_err < 0.5 * moved, name  # the images follow the label, not just stay close to the original
+        # the sagittal view ignores the small coronal-plane rotation (see augment's docstring): a larger, bounded error
+        assert sag_err < (0.08 if name in ("shift", "zoom") else 0.15), name
+        assert set(torch.unique(lab).tolist()) <= {0, 1, FEMUR_LEFT, FEMUR_RIGHT}
+    exact = augment_sample(coronal, sagittal, label, cases["shift"])
+    assert torch.allclose(_projections((exact[2] > 0).float())[0], exact[0], atol=1e-4)  # integer shifts: exact
+
+
+def test_rotation_about_si_axis_keeps_left_and_right_ids() -> None:
+    shape = (32, 24, 40)
+    label, bone = _blob_volume(shape)
+    coronal, sagittal = _projections(bone)
+    cor, sag, lab = augment_sample(coronal, sagittal, label, AugmentParams(rotate180=True))
+    assert torch.equal(lab, torch.flip(label, (0, 1)))
+    assert torch.equal(cor, torch.flip(coronal, (-2,))) and torch.equal(sag, torch.flip(sagittal, (-2,)))
+    # the patient's left femur keeps its id and now lies at low x; the spine moved to the anterior half (high y)
+    left_x = torch.nonzero(lab == FEMUR_LEFT)[:, 0].float().mean()
+    right_x = torch.nonzero(lab == FEMUR_RIGHT)[:, 0].float().mean()
+    spine_y = torch.nonzero(lab == 1)[:, 1].float().mean()
+    assert left_x < shape[0] / 2 < right_x and spine_y > shape[1] / 2
+    # a rotation is not a mirror: left stays to the right-hand side of the spine when seen from the front
+    # (x-y orientation preserved: det of the map (x, y) -> (-x, -y) is +1)
+    assert torch.bincount(lab.flatten(), minlength=55).tolist() == torch.bincount(label.flatten(),
+                                                                                   minlength=55).tolist()
+
+
+def test_intensity_augmentation_and_parameter_draws() -> None:
+    image = torch.full((1, 8, 8), 0.5)
+    cor, sag, _ = augment_sample(image, image.clone(), torch.zeros(8, 8, 8, dtype=torch.long),
+                                 AugmentParams(intensity=(0.1, -0.05)))
+    assert torch.allclose(cor, torch.full_like(cor, 0.5 * 1.1 - 0.05)) and torch.equal(cor, sag)
+    config = AugmentConfig(prob=1.0, intensity_prob=1.0, rotate180_prob=0.5)
+    draws = [sample_params(np.random.default_rng(seed), config, (64, 64, 96)) for seed in range(200)]
+    assert all(0.9 <= d.zoom <= 1.1 and abs(d.angle_rad) <= math.radians(5) for d in draws)
+    assert all(abs(d.shift[0]) <= 0.05 * 64 and abs(d.shift[2]) <= 0.02 * 96 for d in draws)
+    assert 60 < sum(d.rotate180 for d in draws) < 140
+    assert sample_params(np.random.default_rng(3), config, (64, 64, 96)) == draws[3]  # reproducible
+
+
+# ------------------------------------------------------------------------------------------------- data readers
+def _write(array_xyz: np.ndarray, path: Path, grid: ModelGrid) -> Path:
+    sitk.WriteImage(sitk_from_array(array_xyz, grid), str(path))
+    return path
+
+
+def test_published_layout_reader(tmp_path: Path) -> None:
+    grid = ModelGrid((16, 16, 24), 2.0, (0.0, 0.0, 0.0))
+    rng = np.random.default_rng(0)
+    cor = rng.integers(0, 256, (16, 24)).astype(np.uint8)
+    sag = rng.integers(0, 256, (16, 24)).astype(np.uint8)
+    label = np.zeros(grid.shape, np.uint8)
+    label[2:6, 3:9, 4:10] = 2  # pelvic subset: 2 = hip_right
+    _write(np.repeat(cor[:, None, :], 16, axis=1), tmp_path / "a_input_cor.nii.gz", grid)
+    _write(np.repeat(sag[None, :, :], 16, axis=0), tmp_path / "a_input_sag.nii.gz", grid)
+    _write(label, tmp_path / "a_label.nii.gz", grid)
+    entry = {"image": ["a_input_cor.nii.gz", "a_input_sag.nii.gz"], "label": "a_label.nii.gz"}
+    (tmp_path / "data_list.json").write_text(json.dumps({"training": [entry], "validation": [], "test": []}))
+    cases = PublishedCases(tmp_path, "training", subset_task="pelvic")
+    sample = cases.load(0)
+    assert sample.coronal.shape == (1, 16, 24) and sample.sagittal.shape == (1, 16, 24)
+    np.testing.assert_allclose(sample.coronal[0], cor / 255.0, atol=1e-6)
+    np.testing.assert_allclose(sample.sagittal[0], sag / 255.0, atol=1e-6)
+    assert set(np.unique(sample.label)) == {0, catalogue.by_name("hip_right").id}
+    assert sample.spacing_mm == 2.0
+    with pytest.raises(InputError, match="has no 'testing' list"):
+        PublishedCases(tmp_path, "testing")
+
+
+def test_published_reader_on_official_sample(official_samples: Path, tmp_path: Path) -> None:
+    folder = official_samples / "TotalSegAll_s0308" / "Totalsegmentator_all"
+    files = sorted(folder.iterdir())
+    cor = next(f for f in files if f.name.endswith("_input_cor.nii.gz"))
+    sag = next(f for f in files if f.name.endswith("_input_sag.nii.gz"))
+    lab = next(f for f in files if f.name.endswith("_label.nii.gz"))
+    entry = {"image": [str(cor), str(sag)], "label": str(lab)}  # absolute paths are allowed
+    (tmp_path / "data_list.json").write_text(json.dumps({"training": [entry]}))
+    sample = PublishedCases(tmp_path, "training").load(0)
+    assert sample.coronal.shape == (1, 128, 160) and sample.label.shape == (128, 128, 160)
+    femur_left_x = np.nonzero(sample.label == FEMUR_LEFT)[0].mean()
+    femur_right_x = np.nonzero(sample.label == FEMUR_RIGHT)[0].mean()
+    assert femur_left_x > femur_right_x  # x grows towards the patient's left
+    assert 0.0 <= sample.coronal.min() and sample.coronal.max() <= 1.0
+
+
+def _ct_case(folder: Path, label_xyz: np.ndarray, grid: ModelGrid) -> None:
+    folder.mkdir(parents=True)
+    _write(np.where(label_xyz > 0, 1000.0, -1000.0).astype(np.float32), folder / "ct.nii.gz", grid)
+
+
+def test_totalsegmentator_mask_folder(tmp_path: Path) -> None:
+    grid = ModelGrid((12, 12, 16), 3.0, (0.0, 0.0, 0.0))
+    masks = tmp_path / "case" / "segmentations"
+    masks.mkdir(parents=True)
+    expected = np.zeros(grid.shape, np.uint8)
+    for name, region in {"femur_left": np.s_[7:10, 4:8, 1:6], "vertebrae_S1": np.s_[5:7, 2:4, 8:10],
+                         "vertebrae_L5": np.s_[5:7, 2:4, 11:13], "liver": np.s_[1:4, 6:10, 10:14]}.items():
+        mask = np.zeros(grid.shape, np.uint8)
+        mask[region] = 1
+        _write(mask, masks / f"{name}.nii.gz", grid)
+        class_id = catalogue.totalseg_name_to_id(name)
+        if class_id is not None:
+            expected[region] = class_id
+    labels = sitk.GetArrayFromImage(labels_from_mask_folder(masks)).transpose(2, 1, 0)
+    np.testing.assert_array_equal(labels, expected)
+    assert set(np.unique(labels)) == {0, FEMUR_LEFT, catalogue.by_name("sacrum").id,
+                                      catalogue.by_name("vertebrae_L5").id}  # liver ignored, S1 -> sacrum
+    _write(np.zeros(grid.shape, np.float32), tmp_path / "case" / "ct.nii.gz", grid)
+    read = read_case_labels(tmp_path / "case", "totalsegmentator")
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(read).transpose(2, 1, 0), expected)
+
+
+def test_dataset_label_conventions() -> None:
+    pelvic = convert_labels(np.array([0, 1, 2, 3, 4]), "ctpelvic1k")
+    assert [catalogue.by_id(int(i)).name if i else "bg" for i in pelvic] == [
+        "bg", "sacrum", "hip_right", "hip_left", "bg"]
+    verse = convert_labels(np.array([1, 7, 8, 19, 20, 24, 25, 26, 27, 28]), "verse")
+    assert [catalogue.by_id(int(i)).name if i else "bg" for i in verse] == [
+        "vertebrae_C1", "vertebrae_C7", "vertebrae_T1", "vertebrae_T12", "vertebrae_L1", "vertebrae_L5",
+        "vertebrae_L6", "sacrum", "bg", "bg"]
+    np.testing.assert_array_equal(convert_labels(np.array([75, 76, 77, 78]), "totalsegmentator"),
+                                  [FEMUR_LEFT, FEMUR_RIGHT, catalogue.by_name("hip_left").id,
+                                   catalogue.by_name("hip_right").id])
+    with pytest.raises(InputError, match="cannot be converted value by value"):
+        convert_labels(np.zeros(3, int), "ribseg")
+
+
+def test_ribseg_binary_ribs_split_into_24(tmp_path: Path) -> None:
+    grid = ModelGrid((40, 20, 60), 4.0, (0.0, 0.0, 0.0))
+    mask = np.zeros(grid.shape, np.uint8)
+    heights = {}
+    for k in range(12):  # rib k+1 (k=0 highest) on both sides, a little noise blob that must be dropped
+        z = 56 - 4 * k
+        mask[24:36, 5:15, z:z + 2] = 1  # patient left: high x
+        mask[4:16, 5:15, z:z + 2] = 1  # patient right: low x
+        heights[k] = z
+    mask[20, 10, 2] = 1  # noise: one voxel
+    path = _write(mask, tmp_path / "ribs.nii.gz", grid)
+    labels = sitk.GetArrayFromImage(split_binary_ribs(sitk.ReadImage(str(path)))).transpose(2, 1, 0)
+    for k, z in heights.items():
+        assert set(np.unique(labels[24:36, 5:15, z:z + 2])) == {catalogue.by_name(f"rib_left_{k + 1}").id}
+        assert set(np.unique(labels[4:16, 5:15, z:z + 2])) == {catalogue.by_name(f"rib_right_{k + 1}").id}
+    assert labels[20, 10, 2] == 0
+    assert len(np.unique(labels)) == 25
+    # the same through a case folder with the RibSeg convention
+    case = tmp_path / "case"
+    _ct_case(case, mask, grid)
+    _write(mask, case / "label.nii.gz", grid)
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(read_case_labels(case, "ribseg")).transpose(2, 1, 0), labels)
+
+
+def test_train_config_defaults_are_the_paper_recipe() -> None:
+    config = TrainConfig()
+    assert (config.optim.lr, config.optim.weight_decay, config.optim.grad_clip) == (3e-5, 0.5, 1.0)
+    assert config.model.img_size == (128, 128, 160) and config.model.num_classes == 55
