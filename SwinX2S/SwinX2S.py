@@ -398,7 +398,8 @@ class SwinX2SWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     if message != _("Cancelled."):
                         slicer.util.errorDisplay(_("SwinX2S failed:") + "\n" + message)
             finally:
-                self._removeWorkDir()
+                if self._process is None:  # onSuccess may have started the next command on the same files
+                    self._removeWorkDir()
                 self._onParameterNodeModified()
 
         self._process = SwinX2SProcess(args, self._onEvent, onFinished)
@@ -443,8 +444,18 @@ class SwinX2SWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Failed to start the reconstruction."), waitCursor=True):
             workDir = self._newWorkDir()
             args = self.logic.reconstructArguments(parameters, workDir)
-            self._startCommand(args, lambda result: self.logic.loadReconstruction(result, parameters),
+            self._startCommand(args, lambda result: self._onReconstructed(result, workDir),
                                _("Starting the reconstruction…"))
+
+    def _onReconstructed(self, result: dict, workDir: str) -> None:
+        """Measure the reconstruction when asked (a second command), then load everything into the scene."""
+        parameters = self._parameterNode
+        if not parameters.computeMeasurements:
+            self.logic.loadReconstruction(result, parameters)
+            return
+        args = self.logic.measureArguments(result, workDir)
+        self._startCommand(args, lambda measured: self.logic.loadReconstruction(result, parameters, measured),
+                           _("Measuring…"))
 
     def onGenerateDrrsButton(self) -> None:
         if not self._ensureDependenciesAndProbe():
@@ -497,7 +508,8 @@ class SwinX2SLogic(ScriptedLoadableModuleLogic):
         parameters.apVolume, parameters.lateralVolume = apNode, lateralNode
         workDir = tempfile.mkdtemp()
         result = logic.run(logic.reconstructArguments(parameters, workDir))   # blocking
-        segmentationNode = logic.loadReconstruction(result, parameters)
+        measured = logic.run(logic.measureArguments(result, workDir))         # optional
+        segmentationNode = logic.loadReconstruction(result, parameters, measured)
     """
 
     def getParameterNode(self) -> SwinX2SParameterNode:
@@ -545,10 +557,15 @@ class SwinX2SLogic(ScriptedLoadableModuleLogic):
             model=parameters.model,
             device=parameters.device,
             pixel_spacing_mm=parameters.pixelSpacingMm,
-            meshes=False,
-            measure=parameters.computeMeasurements,
         )
         return options.as_arg_list()
+
+    @staticmethod
+    def measureArguments(reconstructResult: dict, workDir: str) -> list:
+        """The ``swinx2s measure`` arguments for the label map of a ``reconstruct`` result."""
+        reconstruction = slicer_support.read_reconstruction_result(reconstructResult)
+        return slicer_support.MeasureParameters(reconstruction.labels_path,
+                                                os.path.join(workDir, "measurements")).as_arg_list()
 
     def drrArguments(self, parameters: SwinX2SParameterNode, workDir: str) -> list:
         """Write the CT into ``workDir`` and return the ``swinx2s drr`` arguments."""
@@ -599,8 +616,8 @@ class SwinX2SLogic(ScriptedLoadableModuleLogic):
         parameters.apVolume, parameters.lateralVolume = nodes
         return tuple(nodes)
 
-    def loadReconstruction(self, result: dict, parameters: SwinX2SParameterNode):
-        """Turn a ``reconstruct`` result into the segmentation, its tables and the measurement markups.
+    def loadReconstruction(self, result: dict, parameters: SwinX2SParameterNode, measureResult: dict = None):
+        """Turn a ``reconstruct`` result (and a ``measure`` result) into the segmentation, tables and markups.
 
         Returns:
             The segmentation node (``parameters.outputSegmentation``, created when it was None).
@@ -625,12 +642,10 @@ class SwinX2SLogic(ScriptedLoadableModuleLogic):
         if parameters.show3D:
             segmentation.CreateClosedSurfaceRepresentation()
         self._fillTable(f"{segmentation.GetName()} segments", slicer_support.segment_table(reconstruction))
-        if reconstruction.measurements_path:
-            self._fillTable(f"{segmentation.GetName()} measurements",
-                            slicer_support.measurement_table(reconstruction.measurements_path))
-        if reconstruction.landmarks_path:
-            self._addMarkups(segmentation.GetName(), slicer_support.landmark_markups(
-                reconstruction.landmarks_path, reconstruction.measurements_path or None))
+        if measureResult is not None:
+            measurementsPath, landmarksPath = slicer_support.read_measure_result(measureResult)
+            self._fillTable(f"{segmentation.GetName()} measurements", slicer_support.measurement_table(measurementsPath))
+            self._addMarkups(segmentation.GetName(), slicer_support.landmark_markups(landmarksPath, measurementsPath))
         return segmentation
 
     @staticmethod

@@ -74,7 +74,7 @@ def test_in_slicer_tests_are_registered(module: str) -> None:
     registered = _registered_tests(folder / "CMakeLists.txt")
     scripts = {path.name for path in folder.glob("*.py")}
     assert scripts, f"{folder}: no in-Slicer test script"
-    assert registered == scripts, f"{folder}/CMakeLists.txt registers {sorted(registered)}, folder has {sorted(scripts)}"
+    assert registered == scripts, f"{folder}/CMakeLists.txt registers {sorted(registered)}; files: {sorted(scripts)}"
     assert "add_subdirectory(Python)" in (ROOT / module / "Testing" / "CMakeLists.txt").read_text()
     assert "${MODULE_NAME}.py" in _registered_tests(ROOT / module / "CMakeLists.txt")
 

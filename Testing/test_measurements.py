@@ -65,6 +65,16 @@ def _volume(parts: list[tuple[int, np.ndarray]], affine: np.ndarray, shape) -> L
     return LabelVolume(labels, affine)
 
 
+def _image(volume: LabelVolume) -> sitk.Image:
+    """The label map as a SimpleITK image carrying its geometry (RAS affine -> LPS header)."""
+    image = sitk.GetImageFromArray(volume.labels.transpose(2, 1, 0))  # [x, y, z] -> sitk (z, y, x)
+    flip = np.diag([-1.0, -1.0, 1.0])
+    image.SetSpacing(volume.spacing.tolist())
+    image.SetDirection((flip @ volume.affine[:3, :3] / volume.spacing).ravel().tolist())
+    image.SetOrigin((flip @ volume.affine[:3, 3]).tolist())
+    return image
+
+
 def _femur(side: str, head_r: float, nsa: float, offset: float, spacing: float = 1.0,
            tilt=(0.05, -0.1, 1.0), top_cut: float | None = None, shaft_mm: float = 140.0):
     """A femur: tubular shaft, neck capsule, spherical head, greater trochanter. RAS mm; truth dict."""
@@ -74,8 +84,8 @@ def _femur(side: str, head_r: float, nsa: float, offset: float, spacing: float =
     neck = np.cos(np.radians(nsa)) * (-s) + np.sin(np.radians(nsa)) * medial
     junction = np.zeros(3)
     head = junction + offset / np.sin(np.radians(nsa)) * neck
-    hi = [95.0, 60.0, 110.0] if top_cut is None else [95.0, 60.0, top_cut]
-    p, affine, shape = _grid([-95.0, -60.0, -shaft_mm - 15], hi, spacing)
+    x_lo, x_hi = (-35.0, 75.0) if side == "left" else (-75.0, 35.0)
+    p, affine, shape = _grid([x_lo, -40.0, -shaft_mm - 10], [x_hi, 40.0, 85.0 if top_cut is None else top_cut], spacing)
     mask = (_capsule(p, junction - shaft_mm * s, junction + 10 * s, 14.0) | _capsule(p, junction, head, 0.65 * head_r)
             | _ball(p, head, head_r) | _ball(p, junction + 15 * s - 14 * medial, 16.0))
     volume = _volume([(ID[f"femur_{side}"], mask)], affine, shape)
@@ -101,8 +111,9 @@ VERTEBRA_TRUTH = {
 }
 
 
-def _spine(spacing: float = 1.0, fuse: bool = False, tilt_deg: float = 10.0):
-    """L1-L3 stacked 32 mm apart along an axis tilted forward by ``tilt_deg``; L2 and L3 share a label if ``fuse``."""
+def _spine(spacing: float = 1.0, fuse: bool = False, bridge: bool = False, tilt_deg: float = 10.0):
+    """L1-L3 stacked 32 mm apart along an axis tilted forward by ``tilt_deg``; L2 and L3 share a label if ``fuse``,
+    and their bodies are joined by bone across the disc if ``bridge``."""
     t = np.radians(tilt_deg)
     sup = np.array([0.0, np.sin(t), np.cos(t)])
     ant = np.array([0.0, np.cos(t), -np.sin(t)])
@@ -111,6 +122,10 @@ def _spine(spacing: float = 1.0, fuse: bool = False, tilt_deg: float = 10.0):
     for k, name in enumerate(("vertebrae_L1", "vertebrae_L2", "vertebrae_L3")):
         label = ID["vertebrae_L2"] if fuse and name == "vertebrae_L3" else ID[name]
         parts.append((label, _vertebra_parts(p, (1 - k) * 32.0 * sup, sup, ant)))
+    if bridge:
+        rel = p + 16.0 * sup  # centre of the L2-L3 disc
+        u, w, x = rel @ ant, rel @ sup, rel @ np.cross(ant, sup)
+        parts.append((ID["vertebrae_L2"], ((u / 15.0) ** 2 + (x / 20.0) ** 2 <= 1.0) & (np.abs(w) <= 5.0)))
     # spinous process tip: most posterior point of the capsule end sphere; base: posterior canal border at w = 0
     start = np.array([-35.0, 0.0])  # (anterior, superior) in the vertebra's mid-sagittal plane
     end = start + 27.0 * np.array([-np.cos(np.radians(30)), -np.sin(np.radians(30))])
@@ -131,12 +146,12 @@ def _rib(spacing: float = 1.0, radius: float = 4.0, shift=(0.0, 0.0, 0.0)):
     return _volume([(ID["rib_left_5"], inside)], affine, shape), arc, length
 
 
-def _pelvis(rotation_deg=(8.0, 0.0, 5.0)):
+def _pelvis(rotation_deg=(8.0, 0.0, 5.0), spacing: float = 2.0):
     """Two hip bones with knobs whose apices are the landmarks, rotated; (volume, truth landmarks RAS)."""
     rx, _, rz = np.radians(rotation_deg)
     rot = (np.array([[np.cos(rz), -np.sin(rz), 0], [np.sin(rz), np.cos(rz), 0], [0, 0, 1]])
            @ np.array([[1, 0, 0], [0, np.cos(rx), -np.sin(rx)], [0, np.sin(rx), np.cos(rx)]]))
-    p, affine, shape = _grid([-115.0, -85.0, -60.0], [115.0, 85.0, 110.0], 1.0)
+    p, affine, shape = _grid([-115.0, -85.0, -60.0], [115.0, 85.0, 110.0], spacing)
     q = p @ rot  # body-frame coordinates of the grid points (rot maps body -> RAS)
     parts, truth = [], {}
     for side, sign in (("L", -1.0), ("R", 1.0)):
@@ -148,7 +163,7 @@ def _pelvis(rotation_deg=(8.0, 0.0, 5.0)):
         shape_mask |= _ball(q, at(75, 5, 10), 20.0)  # acetabular mass
         shape_mask |= _capsule(q, at(75, 5, 10), at(20, 48, 0), 7.0) | _ball(q, at(20, 48, 0), 8.0)  # pubis, PT
         shape_mask |= _capsule(q, at(75, 5, 10), at(65, -25, -40), 10.0)  # ischium
-        shape_mask |= _capsule(q, at(65, -20, 5), at(40, -25, 5), 4.0)  # ischial spine
+        shape_mask |= _capsule(q, at(70, -12, 5), at(40, -25, 5), 4.0)  # ischial spine
         parts.append((ID["hip_left" if side == "L" else "hip_right"], shape_mask))
         body_truth = {"ASIS": at(85, 56, 80), "PSIS": at(45, -56, 75), "PT": at(20, 56, 0), "IS": at(36, -25, 5)}
         truth |= {f"{k}_{side}": rot @ v for k, v in body_truth.items()}
@@ -191,12 +206,14 @@ def test_vertebrae_analytic():
 
 
 def test_fused_vertebrae_not_measurable():
-    volume, _ = _spine(spacing=1.5, fuse=True)
-    m = measure_vertebrae(volume, {n: ID[n] for n in ("vertebrae_L1", "vertebrae_L2", "vertebrae_L3")})
+    names = {n: ID[n] for n in ("vertebrae_L1", "vertebrae_L2", "vertebrae_L3")}
+    m = measure_vertebrae(_spine(spacing=1.5, fuse=True, bridge=True)[0], names)  # one bony block, one label
     assert m["vertebrae_L2"]["anterior_body_height_mm"]["status"] == "not_measurable"
     assert "fused" in m["vertebrae_L2"]["anterior_body_height_mm"]["reason"]
     assert "absent" in m["vertebrae_L3"]["reason"]
     assert abs(m["vertebrae_L1"]["anterior_body_height_mm"] - 24.0) < 2.0
+    m = measure_vertebrae(_spine(spacing=1.5, fuse=True)[0], names)  # two separate vertebrae with one label
+    assert "several large pieces" in m["vertebrae_L2"]["reason"]
 
 
 def test_rib_centerline_analytic():
@@ -208,7 +225,7 @@ def test_rib_centerline_analytic():
     assert cKDTree(arc).query(centerline)[0].mean() < 1.5
     assert abs(rib["length_mm"] - length) < 0.03 * length
     # curvature of the ellipse x = 80 cos t, y = 60 sin t lies between 60/80^2 and 80/60^2
-    assert 60 / 80**2 < rib["mean_curvature_per_mm"] < 80 / 60**2
+    assert 60 / 80**2 < rib["mean_curvature_per_mm"] < rib["max_curvature_per_mm"] < 80 / 60**2
     assert m["rib_left_6"] == {"status": "not_measurable", "reason": "rib_left_6 absent from the label map"}
 
 
@@ -223,17 +240,15 @@ def test_pelvis_analytic():
 # ----------------------------------------------------------------------------------------------- geometry
 def test_any_orientation_gives_the_same_answer():
     """The same femur stored with permuted, flipped, anisotropic axes in a SimpleITK image: same numbers."""
-    volume, truth = _femur("right", 24.0, 125.0, 42.0, spacing=2.0)
-    image = sitk.GetImageFromArray(volume.labels.transpose(2, 1, 0))  # [x, y, z] -> sitk (z, y, x)
-    image.SetSpacing([2.0, 2.0, 2.0])
-    image.SetOrigin((-volume.affine[0, 3], -volume.affine[1, 3], volume.affine[2, 3]))  # RAS -> LPS
-    image.SetDirection((-1, 0, 0, 0, -1, 0, 0, 0, 1))
-    # resample onto a grid with axes permuted and 1.5 x 2.5 x 2 mm voxels (nearest keeps the label identity)
-    ref = sitk.Image([60, 70, 110], sitk.sitkUInt8)
-    ref.SetSpacing([2.5, 1.5, 2.0])
-    ref.SetDirection((0, 1, 0, -1, 0, 0, 0, 0, -1))
-    ref.SetOrigin((-70.0, 100.0, 110.0))
+    volume, truth = _femur("right", 24.0, 125.0, 42.0, spacing=1.5)
+    image = _image(volume)
+    # resample onto a grid with permuted, flipped axes and 1.2 x 1.6 x 2 mm voxels (nearest keeps the labels)
+    ref = sitk.Image([70, 100, 130], sitk.sitkUInt8)
+    ref.SetSpacing([1.2, 1.6, 2.0])
+    ref.SetDirection((0, 1, 0, -1, 0, 0, 0, 0, -1))  # i -> anterior, j -> left, k -> inferior
+    ref.SetOrigin((-40.0, 42.0, 90.0))  # LPS
     resampled = sitk.Resample(image, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    assert sitk.GetArrayFromImage(resampled).sum() > 0.9 * volume.labels.sum() * 1.5**3 / (1.2 * 1.6 * 2.0)
     a = measure_femur(label_volume_from_image(image), "right")
     b = measure_femur(label_volume_from_image(resampled), "right")
     assert np.linalg.norm(np.asarray(a["head_center_ras"]) - truth["head_center"]) < 1.0
@@ -266,7 +281,7 @@ def test_one_anatomy_only_and_comparison():
 def test_cli_writes_report(tmp_path: Path):
     volume, _ = _spine(spacing=2.0)
     path = tmp_path / "labels.nii.gz"
-    sitk.WriteImage(sitk.GetImageFromArray(volume.labels.transpose(2, 1, 0)), str(path))
+    sitk.WriteImage(_image(volume), str(path))
     out = tmp_path / "out"
     assert main(["measure", str(path), "--against", str(path), "-o", str(out), "--progress", "none"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [

@@ -309,3 +309,174 @@ def test_train_config_defaults_are_the_paper_recipe() -> None:
     config = TrainConfig()
     assert (config.optim.lr, config.optim.weight_decay, config.optim.grad_clip) == (3e-5, 0.5, 1.0)
     assert config.model.img_size == (128, 128, 160) and config.model.num_classes == 55
+
+
+# ------------------------------------------------------------------------------------------------------ trainer
+def _smoke(tmp_path: Path, cache: Path, **sections: dict) -> TrainConfig:
+    """The ``smoke`` preset (test variant, 32 x 32 x 64, two phantoms) with a shared phantom cache."""
+    mapping: dict = {"preset": "smoke", "data": {"cache_dir": str(cache)}, "schedule": {"deterministic": True}}
+    for key, values in sections.items():
+        mapping[key] = {**mapping.get(key, {}), **values}
+    return config_from_dict(mapping)
+
+
+@pytest.fixture(scope="module")
+def phantom_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("phantom_cache")
+
+
+def _weights(run_dir: Path, name: str = "last") -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / f"{name}.pt", map_location="cpu", weights_only=False)["model"]
+
+
+def test_training_run_writes_logs_checkpoints_and_model(tmp_path: Path, phantom_cache: Path) -> None:
+    from SwinX2SLib.checkpoints import load_model_dir
+    from SwinX2SLib.training.logging import read_log
+    from SwinX2SLib.training.trainer import Trainer
+
+    records: list[dict] = []
+    run = tmp_path / "run"
+    result = Trainer(_smoke(tmp_path, phantom_cache), run, callback=records.append).fit()
+    assert (result.stop_reason, result.epoch, result.step) == ("completed", 2, 4)
+    for name in ("config.yaml", "log.jsonl", "epochs.csv", "curves.png", "checkpoints/last.pt", "checkpoints/best.pt",
+                 "model/model.json", "model/model.safetensors"):
+        assert (run / name).is_file(), name
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    log = read_log(run)
+    steps = [r for r in log if r["event"] == "step"]
+    epochs = [r for r in log if r["event"] == "epoch"]
+    assert [r["step"] for r in steps] == [1, 2, 3, 4] and len(epochs) == 2 and log[-1]["event"] == "stop"
+    assert {"loss", "loss_terms", "lr", "samples_per_s", "eta_s"} <= set(steps[0])
+    assert {"supervised", "mutual"} == set(steps[0]["loss_terms"]) and steps[0]["samples_per_s"] > 0
+    assert {"dice", "identification_rate", "localization_error_mm", "dice_femur"} <= set(epochs[-1]["val"])
+    assert [r["event"] for r in records] == ["step", "step", "epoch", "step", "step", "epoch"]
+    assert (run / "epochs.csv").read_text().splitlines()[0].startswith("epoch,step,train_loss,lr")
+    assert load_config(run / "config.yaml") == result_config(run)
+    model, card = load_model_dir(run / "model")
+    assert card.training["step"] >= 2 and card.metrics["dice"] is not None and card.img_size == (32, 32, 64)
+    best = _weights(run, "best")
+    assert all(torch.equal(best[k], v) for k, v in model.state_dict().items())
+
+
+def result_config(run: Path) -> TrainConfig:
+    return config_from_dict(torch.load(run / "checkpoints" / "last.pt", weights_only=False)["config"])
+
+
+def test_loss_falls_when_fitting_one_phantom(tmp_path: Path, phantom_cache: Path) -> None:
+    from SwinX2SLib.training.logging import read_log
+    from SwinX2SLib.training.trainer import Trainer
+
+    config = _smoke(tmp_path, phantom_cache, data={"pool_size": 1}, optim={"epochs": 1, "steps_per_epoch": 24},
+                    schedule={"val_every": 0, "export_best": False})
+    Trainer(config, tmp_path / "run").fit()
+    losses = [r["loss"] for r in read_log(tmp_path / "run") if r["event"] == "step"]
+    assert np.mean(losses[-4:]) < 0.8 * np.mean(losses[:4]), losses
+
+
+def test_resume_after_stop_gives_identical_weights(tmp_path: Path, phantom_cache: Path) -> None:
+    from SwinX2SLib.training.logging import read_log
+    from SwinX2SLib.training.trainer import Trainer
+
+    config = _smoke(tmp_path, phantom_cache, optim={"epochs": 3, "steps_per_epoch": 2},
+                    augment={"prob": 1.0, "intensity_prob": 0.5},  # augmentation draws must resume too
+                    model={"options": {"drop_path_rate": 0.2}},  # and the dropout RNG stream
+                    schedule={"val_every": 2, "export_best": False})
+    straight = Trainer(config, tmp_path / "straight").fit()
+    assert straight.step == 6
+
+    stopped_run = tmp_path / "stopped"
+
+    def stop_mid_epoch(record: dict) -> None:
+        if record["event"] == "step" and record["step"] == 3:  # inside epoch 2
+            (stopped_run / "STOP").touch()
+
+    first = Trainer(config, stopped_run, callback=stop_mid_epoch).fit()
+    assert (first.stop_reason, first.step) == ("stop_file", 3)
+    state = torch.load(stopped_run / "checkpoints" / "last.pt", weights_only=False)
+    assert (state["epoch"], state["step_in_epoch"], state["step"]) == (1, 1, 3)
+    (stopped_run / "STOP").unlink()
+    with pytest.raises(InputError, match="already holds a run"):
+        Trainer(config, stopped_run).fit()
+    resumed = Trainer(None, stopped_run, resume=True).fit()
+    assert (resumed.stop_reason, resumed.step, resumed.epoch) == ("completed", 6, 3)
+    a, b = _weights(tmp_path / "straight"), _weights(stopped_run)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    steps_a = [r["loss"] for r in read_log(tmp_path / "straight") if r["event"] == "step"]
+    steps_b = [r["loss"] for r in read_log(stopped_run) if r["event"] == "step"]
+    assert steps_a == steps_b
+
+
+def test_sigterm_stops_cleanly_with_a_final_checkpoint(tmp_path: Path, phantom_cache: Path) -> None:
+    from SwinX2SLib.training.logging import read_log
+
+    config = _smoke(tmp_path, phantom_cache, optim={"epochs": 50, "steps_per_epoch": 2})
+    save_config(config, tmp_path / "cfg.yaml")
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "SwinX2S")}
+    process = subprocess.Popen([sys.executable, "-m", "SwinX2SLib.cli", "train", "--config", str(tmp_path / "cfg.yaml"),
+                                "-o", str(run), "--progress", "json"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 300
+        while not any(r["event"] == "step" for r in read_log(run)):
+            assert time.monotonic() < deadline and process.poll() is None, "training did not start"
+            time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert events[-1]["event"] == "result" and events[-1]["stop_reason"] == "sigterm"
+    assert any(e["event"] == "progress" and e["stage"] == "train" for e in events)
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    assert state["step"] == events[-1]["step"] >= 1 and read_log(run)[-1]["reason"] == "sigterm"
+    assert not list((run / "checkpoints").glob(".tmp-*"))
+
+
+def test_export_from_run_with_holdout_metrics(tmp_path: Path, phantom_cache: Path) -> None:
+    from SwinX2SLib.checkpoints import load_model_dir
+    from SwinX2SLib.cli import main
+
+    run = tmp_path / "run"
+    config = _smoke(tmp_path, phantom_cache, optim={"epochs": 1, "steps_per_epoch": 1})
+    save_config(config, tmp_path / "cfg.yaml")
+    assert main(["train", "--config", str(tmp_path / "cfg.yaml"), "-o", str(run), "--progress", "none"]) == 0
+    assert main(["train", "--export", str(run), "-o", str(tmp_path / "model"), "--checkpoint", "last",
+                 "--holdout", "--progress", "none"]) == 0
+    _, card = load_model_dir(tmp_path / "model")
+    assert card.metrics["holdout"]["cases"] == 2 and "dice_femur" in card.metrics["holdout"]
+    assert card.training["command"].startswith("swinx2s train --config") or card.training["command"] is None
+    assert card.training["data"].startswith("a pool of 2 phantoms")
+    assert main(["train", "--export", str(run), "-o", str(tmp_path / "model"), "--progress", "none"]) == 2  # exists
+    assert main(["train", "--resume", str(tmp_path / "nothing"), "--progress", "none"]) == 2
+
+
+@pytest.mark.slow
+def test_overfit_one_phantom_reaches_dice_08(tmp_path: Path, phantom_cache: Path) -> None:
+    from SwinX2SLib.training.trainer import Trainer
+
+    config = _smoke(tmp_path, phantom_cache, data={"pool_size": 1, "val_seed_start": 0, "val_count": 1},
+                    model={"num_classes": 55}, optim={"epochs": 8, "steps_per_epoch": 50, "lr": 3e-3,
+                                                      "warmup_epochs": 0.2, "min_lr": 1e-4},
+                    schedule={"val_every": 8, "export_best": False})
+    result = Trainer(config, tmp_path / "run").fit()
+    assert result.last_validation["dice"] >= 0.8, result.last_validation
+
+
+@pytest.mark.slow
+def test_overfit_one_real_case_reaches_dice_08(tmp_path: Path, official_samples: Path) -> None:
+    from SwinX2SLib.training.trainer import Trainer
+
+    folder = official_samples / "CTPelvic1K_0243" / "swinx2sbase"
+    files = sorted(folder.iterdir())
+    entry = {"image": [str(next(f for f in files if f.name.endswith(s))) for s in ("_cor.nii.gz", "_sag.nii.gz")],
+             "label": str(next(f for f in files if f.name.endswith("_label.nii.gz")))}
+    (tmp_path / "data_list.json").write_text(json.dumps({"training": [entry], "validation": [entry]}))
+    config = _smoke(tmp_path, tmp_path / "cache", data={"source": "published", "root": str(tmp_path),
+                                                         "subset_task": "pelvic"},
+                    model={"img_size": [64, 64, 64]},
+                    optim={"epochs": 8, "steps_per_epoch": 40, "lr": 3e-3, "warmup_epochs": 0.2, "min_lr": 1e-4},
+                    schedule={"val_every": 8, "export_best": False})
+    result = Trainer(config, tmp_path / "run").fit()
+    assert result.last_validation["dice"] >= 0.8, result.last_validation

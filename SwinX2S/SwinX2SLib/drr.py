@@ -98,6 +98,10 @@ PUBLISHED_SATURATION_HU_MM = 34000.0
 _BASE_ANGLE: dict[str, float] = {"coronal": 0.0, "sagittal": 90.0}
 _STEP_VOXELS = 0.5
 """Ray sampling step of the trilinear paths, in voxels (the 0°/90° parallel views are exact sums)."""
+_CHUNK_VOXELS = (1 << 15, 1 << 24)
+"""Voxels per block when a CT is projected on its own grid, on CPU and on CUDA. On CPU a block stays below
+PyTorch's parallel grain size (32768), so the per-block operations run serially in cache without thread-pool
+barriers (which cost milliseconds each when the cores are shared); on CUDA large blocks keep launches few."""
 
 
 @dataclass(frozen=True)
@@ -135,11 +139,19 @@ class DRRPreset:
         if not self.mu_water_per_mm > 0:
             raise ValueError(f"DRR preset {self.name!r}: mu_water_per_mm must be positive")
 
-    def density(self, hu: torch.Tensor) -> torch.Tensor:
-        """Per-voxel quantity whose line integral (× mm) is rendered: ``max(HU - t, 0)`` or ``μ`` in 1/mm."""
+    def density(self, hu: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+        """Per-voxel quantity whose line integral (× mm) is rendered: ``max(HU - t, 0)`` or ``μ`` in 1/mm.
+
+        Args:
+            hu: float tensor of CT numbers, any shape.
+            inplace: overwrite ``hu`` (saves a copy of a large volume).
+        """
+        out = hu if inplace else hu.clone()
         if self.model == "line_integral":
-            return (hu - self.hu_threshold).clamp_min(0.0)
-        return (hu * (self.mu_water_per_mm / 1000.0) + self.mu_water_per_mm).clamp_min(0.0)
+            if self.hu_threshold:
+                out.sub_(self.hu_threshold)
+            return out.clamp_min_(0.0)
+        return out.mul_(self.mu_water_per_mm / 1000.0).add_(self.mu_water_per_mm).clamp_min_(0.0)
 
     def finish(self, integral: torch.Tensor) -> torch.Tensor:
         """Line integrals ``(V, R, C)`` → images ``(V, R, C)`` in [0, 1]."""
@@ -400,27 +412,27 @@ def _render_native(
 ) -> ModelInputs:
     """Axis-aligned parallel AP and lateral views integrated on the CT's own voxels, then resampled to the grid.
 
-    Sums the preset's density along the CT index axis parallel to grid y (coronal) and x (sagittal) slab by slab
-    (working memory: a few slices), box-filters the projections to the grid's pixel size and samples them
+    Sums the preset's density along the CT index axis parallel to grid y (coronal) and x (sagittal) block by block
+    (working memory: a block, see :data:`_CHUNK_VOXELS`), box-filters the projections to the grid's pixel size and samples them
     bilinearly at the grid's pixel centres. Equivalent to resampling the CT onto the grid and summing, without a
     resampled copy of the CT and with the CT's full resolution along the rays.
     """
     voxels = sitk.GetArrayViewFromImage(ct)  # (k, j, i): numpy axis of CT index axis n is 2 - n
     spacing = np.array(ct.GetSpacing(), dtype=np.float64)
-    slab_axis = 2 - axes["z"]
-    slab = max(1, (1 << 22) // max(1, voxels.size // voxels.shape[slab_axis]))
-    sums = {view: [] for view in VIEWS}
-    for begin in range(0, voxels.shape[slab_axis], slab):
-        index = [slice(None)] * 3
-        index[slab_axis] = slice(begin, begin + slab)
-        density = preset.density(torch.from_numpy(np.array(voxels[tuple(index)], dtype=np.float32)).to(device))
-        for view in VIEWS:
-            along = "y" if view == "coronal" else "x"
-            sums[view].append(density.sum(dim=2 - axes[along]) * float(spacing[axes[along]]))
+    along = {"coronal": 2 - axes["y"], "sagittal": 2 - axes["x"]}  # numpy axis each view sums over
+    sums = {
+        view: torch.zeros([n for i, n in enumerate(voxels.shape) if i != axis], dtype=torch.float32, device=device)
+        for view, axis in along.items()
+    }
+    for chunk_index in _chunks(voxels.shape, _CHUNK_VOXELS[device.type == "cuda"]):
+        chunk = torch.from_numpy(np.array(voxels[chunk_index], dtype=np.float32)).to(device)
+        density = preset.density(chunk, inplace=True)
+        for view, axis in along.items():
+            sums[view][tuple(c for i, c in enumerate(chunk_index) if i != axis)] += density.sum(dim=axis)
     integrals, layouts = [], []
     for view in VIEWS:
-        along, across = ("y", "x") if view == "coronal" else ("x", "y")
-        projection = torch.cat(sums[view], dim=slab_axis - (1 if slab_axis > 2 - axes[along] else 0))
+        projection = sums[view] * float(spacing[2 - along[view]])
+        across = "x" if view == "coronal" else "y"
         layout = _DetectorLayout.build(grid, _BASE_ANGLE[view], _detector_rows(grid, view), "parallel",
                                        DEFAULT_SID_MM, DEFAULT_SDD_MM)
         integrals.append(_sample_projection(projection, ct, grid, layout, (axes[across], axes["z"]), spacing))
@@ -429,6 +441,16 @@ def _render_native(
     radiographs = tuple(layout.radiograph(image, grid, view) for image, layout, view in
                         zip(images, layouts, VIEWS, strict=True))
     return ModelInputs(images[0][None], images[1][None], grid, None, radiographs)
+
+
+def _chunks(shape: tuple[int, ...], max_voxels: int) -> list[tuple[slice, slice, slice]]:
+    """Index tuples that tile a ``(k, j, i)`` array in contiguous blocks of at most ``max_voxels`` (whole rows)."""
+    k, j, i = shape
+    if j * i <= max_voxels:
+        step = max(1, max_voxels // (j * i))
+        return [(slice(a, a + step), slice(None), slice(None)) for a in range(0, k, step)]
+    step = max(1, max_voxels // i)
+    return [(slice(a, a + 1), slice(b, b + step), slice(None)) for a in range(k) for b in range(0, j, step)]
 
 
 def _sample_projection(
@@ -451,8 +473,7 @@ def _sample_projection(
     Returns:
         ``(rows, cols)`` line integrals.
     """
-    centres = layout.pixel_centres(torch.device("cpu")).double().numpy()  # (rows, cols, 3) grid index
-    lps = grid.index_to_lps(centres)
+    lps = grid.index_to_lps(layout.pixel_centres())
     direction = np.array(ct.GetDirection(), dtype=np.float64).reshape(3, 3)
     ct_index = ((lps - np.array(ct.GetOrigin())) @ direction) / spacing  # (rows, cols, 3) continuous CT index
     order = sorted(kept_axes, reverse=True)  # numpy order of the projection's two axes
@@ -472,15 +493,16 @@ def _prepare_volume(
     volume_xyz: np.ndarray | torch.Tensor, grid: ModelGrid, preset: DRRPreset, device: str | torch.device
 ) -> torch.Tensor:
     """HU array on ``grid`` → the preset's density as a float32 tensor ``(X, Y, Z)`` on ``device``."""
-    volume = torch.as_tensor(volume_xyz)
-    if tuple(volume.shape) != grid.shape:
-        raise ValueError(f"volume shape {tuple(volume.shape)} does not match the grid shape {grid.shape}")
+    source = torch.as_tensor(volume_xyz)
+    if tuple(source.shape) != grid.shape:
+        raise ValueError(f"volume shape {tuple(source.shape)} does not match the grid shape {grid.shape}")
     if min(grid.shape) < 2:
         raise ValueError(f"every grid axis needs at least 2 voxels, got {grid.shape}")
-    volume = volume.to(device=device, dtype=torch.float32)
+    volume = source.to(device=device, dtype=torch.float32)
     if not bool(torch.isfinite(volume).all()):
         raise InputError("CT volume", "contains NaN or infinite values")
-    return preset.density(volume)
+    # work in place only on our own copy, never on the caller's array
+    return preset.density(volume, inplace=volume.data_ptr() != source.data_ptr())
 
 
 def _render_group(
@@ -548,14 +570,11 @@ class _DetectorLayout:
         origin = plane_centre - pixel * (half[0] * row_dir + half[1] * np.array([0.0, 0.0, 1.0]))
         return cls(angle_deg, geometry, source, -towards_source, origin, row_dir, pixel, shape)
 
-    def pixel_centres(self, device: torch.device) -> torch.Tensor:
-        """Detector pixel centres ``(rows, cols, 3)`` in index coordinates (float32)."""
-        rows = torch.arange(self.shape[0], device=device, dtype=torch.float64) * self.pixel
-        cols = torch.arange(self.shape[1], device=device, dtype=torch.float64) * self.pixel
-        origin = torch.as_tensor(self.origin, device=device)
-        row_dir = torch.as_tensor(self.row_dir, device=device)
-        col_dir = torch.tensor([0.0, 0.0, 1.0], device=device, dtype=torch.float64)
-        return (origin + rows[:, None, None] * row_dir + cols[None, :, None] * col_dir).to(torch.float32)
+    def pixel_centres(self) -> np.ndarray:
+        """Detector pixel centres ``(rows, cols, 3)`` in grid index coordinates."""
+        rows = np.arange(self.shape[0], dtype=np.float64)[:, None, None] * self.pixel * self.row_dir
+        cols = np.arange(self.shape[1], dtype=np.float64)[None, :, None] * self.pixel * np.array([0.0, 0.0, 1.0])
+        return self.origin + rows + cols
 
     def radiograph(self, image: np.ndarray, grid: ModelGrid, view: View) -> Radiograph:
         spacing = self.pixel * grid.spacing
@@ -583,7 +602,7 @@ def _project(density: torch.Tensor, layout: _DetectorLayout) -> torch.Tensor:
         exact = _axis_aligned_sum(density, layout)
         if exact is not None:
             return exact
-    targets = layout.pixel_centres(density.device).reshape(-1, 3)
+    targets = torch.as_tensor(layout.pixel_centres().reshape(-1, 3), dtype=torch.float32, device=density.device)
     if layout.source is None:
         directions = torch.as_tensor(layout.ray_dir, dtype=torch.float32, device=density.device).expand_as(targets)
         anchors = targets

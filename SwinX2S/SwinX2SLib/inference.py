@@ -220,12 +220,20 @@ def prepare_xray_pair(coronal: XRay, sagittal: XRay, img_size: tuple[int, int, i
     for view, rows in (("coronal", size_x), ("sagittal", size_y)):
         image, pixel = images[view]
         out[view] = _pad_resize_normalise(image, pixel, (rows * spacing, size_z * spacing), (rows, size_z))
-    if np.allclose(out["coronal"].shape, out["sagittal"].shape) and np.corrcoef(
-            out["coronal"].ravel(), out["sagittal"].ravel())[0, 1] > 0.995:
+    if _same_image(out["coronal"], out["sagittal"]):
         raise InputError(sagittal.path, f"is the same image as the coronal view {coronal.path}: give an AP and a "
                                         "lateral radiograph")
     grid = ModelGrid.centered((0.0, 0.0, 0.0), spacing * max(img_size), img_size)
     return out["coronal"], out["sagittal"], grid
+
+
+def _same_image(coronal: np.ndarray, sagittal: np.ndarray, threshold: float = 0.995) -> bool:
+    """Whether two prepared images are the same radiograph (either way round: the display columns of the two
+    views run in opposite directions, so one file given twice appears mirrored along the first axis)."""
+    if coronal.shape != sagittal.shape:
+        return False
+    return any(np.corrcoef(coronal.ravel(), candidate.ravel())[0, 1] > threshold
+               for candidate in (sagittal, sagittal[::-1]))
 
 
 def _pad_resize_normalise(image: np.ndarray, pixel_mm: tuple[float, float], box_mm: tuple[float, float],

@@ -87,7 +87,7 @@ def label_surface(labels: np.ndarray, index_to_ras: np.ndarray, label: int, smoo
             matrix.SetElement(r, c, float(index_to_ras[r, c]))
     transform = vtk.vtkTransform()
     transform.SetMatrix(matrix)
-    to_ras = vtk.vtkTransformPolyDataFilter()
+    to_ras = vtk.vtkTransformFilter()
     to_ras.SetInputConnection(pipeline.GetOutputPort())
     to_ras.SetTransform(transform)
     normals = vtk.vtkPolyDataNormals()

@@ -58,6 +58,7 @@ CLI_MODULE = "SwinX2SLib.cli"
 
 Device = Literal["auto", "cuda", "cpu"]
 DEVICES: tuple[Device, ...] = ("auto", "cuda", "cpu")
+MESH_FORMATS: tuple[str, ...] = ("stl", "obj", "vtp")
 
 
 def library_parent() -> Path:
@@ -121,8 +122,9 @@ class ReconstructParameters:
         model: model name or model folder; empty = the built-in default.
         device: ``"auto"``, ``"cuda"`` or ``"cpu"``.
         pixel_spacing_mm: detector pixel spacing override in mm; 0 = read it from the files.
-        meshes: also write one closed surface per present structure.
-        measure: also compute the clinical measurements and landmarks.
+        meshes: also write one surface file per present structure in this format (``"stl"``, ``"obj"``,
+            ``"vtp"``); empty = none (Slicer builds its own surfaces).
+        largest_component: keep only the largest connected piece of each bone.
         overwrite: replace existing files in ``output_dir``.
     """
 
@@ -134,8 +136,8 @@ class ReconstructParameters:
     model: str = ""
     device: Device = "auto"
     pixel_spacing_mm: float = 0.0
-    meshes: bool = False
-    measure: bool = False
+    meshes: str = ""
+    largest_component: bool = False
     overwrite: bool = True
 
     @property
@@ -157,6 +159,8 @@ class ReconstructParameters:
             return False, f"device must be one of {', '.join(DEVICES)}, not {self.device!r}"
         if self.pixel_spacing_mm < 0:
             return False, "pixel spacing must be positive (or 0 to read it from the files)"
+        if self.meshes not in ("", *MESH_FORMATS):
+            return False, f"mesh format must be one of {', '.join(MESH_FORMATS)}, not {self.meshes!r}"
         return True, ""
 
     def as_arg_list(self, progress: bool = True) -> list[str]:
@@ -181,12 +185,54 @@ class ReconstructParameters:
         if self.model:
             args += ["--model", self.model]
         if self.meshes:
-            args.append("--meshes")
-        if self.measure:
-            args.append("--measure")
+            args += ["--meshes", self.meshes]
+        if self.largest_component:
+            args.append("--largest-component")
         if self.overwrite:
             args.append("--overwrite")
         return args + _progress_args(progress)
+
+
+@dataclass(frozen=True)
+class MeasureParameters:
+    """Options of ``swinx2s measure`` ("Compute clinical measurements" of the SwinX2S module).
+
+    Args:
+        labels: the reconstructed label map (55-class scheme, any geometry).
+        output_dir: folder that receives ``measurements.json``, ``measurements.csv`` and ``landmarks.json``.
+        overwrite: replace existing files.
+    """
+
+    labels: str
+    output_dir: str
+    overwrite: bool = True
+
+    def as_arg_list(self, progress: bool = True) -> list[str]:
+        """The ``swinx2s`` arguments (command included).
+
+        Raises:
+            ValueError: a path is missing.
+        """
+        if not self.labels or not self.output_dir:
+            raise ValueError("cannot measure: give the label map and an output folder")
+        return ["measure", self.labels, "-o", self.output_dir, *(["--overwrite"] if self.overwrite else []),
+                *_progress_args(progress)]
+
+
+def result_files(payload: Mapping[str, Any]) -> dict[str, str]:
+    """The files a command reports in its ``result`` event, keyed by file name.
+
+    Commands list their outputs as ``"files": [path, ...]`` or ``"outputs": [path, ...]`` or
+    ``"outputs": {name: path}``; all three are accepted.
+    """
+    found: dict[str, str] = {}
+    for key in ("files", "outputs"):
+        entries = payload.get(key) or []
+        paths = entries.values() if isinstance(entries, Mapping) else entries
+        for path in paths:
+            if isinstance(path, str):
+                found.setdefault(Path(path).name, path)
+    return found
 
 
 DRR_GEOMETRIES: tuple[str, ...] = ("parallel", "perspective")
@@ -303,7 +349,7 @@ def read_drr_result(payload: Mapping[str, Any]) -> dict[str, PlacedImage]:
     Raises:
         InputError: when a view or its file is missing from the result.
     """
-    files = {Path(name).name: name for name in payload.get("files", [])}
+    files = result_files(payload)
     placed = {}
     for image in payload.get("images", []):
         view = image.get("view")
@@ -545,9 +591,8 @@ class TrainParameters:
             from SwinX2SLib.checkpoints import read_model_card
 
             card = read_model_card(self.base_model)
-            mapping["model"] = {"variant": card.variant or MODEL_VARIANTS[0], "overrides": dict(card.config),
-                                "img_size": list(card.img_size), "in_channels": card.in_channels,
-                                "num_classes": card.num_classes}
+            mapping["model"] = {"variant": card.variant or dict(card.config), "img_size": list(card.img_size),
+                                "in_channels": card.in_channels, "num_classes": card.num_classes}
             mapping["finetune"] = {"init_from": self.base_model}
         return mapping
 
@@ -687,46 +732,57 @@ class ReconstructionResult:
     Attributes:
         labels_path: the label map to load: on the input CT's grid when the input was a CT, else on the model grid.
         segments: the present segments, in id order.
-        measurements_path: ``measurements.json`` when measurements were computed, else ``""``.
-        landmarks_path: ``landmarks.json`` when measurements were computed, else ``""``.
         summary: the whole ``summary.json`` document.
     """
 
     labels_path: str
     segments: tuple[Segment, ...]
-    measurements_path: str = ""
-    landmarks_path: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+def _read_json(path: str | os.PathLike[str], what: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"cannot read the {what} ({exc})") from None
+
+
 def read_reconstruction_result(payload: Mapping[str, Any]) -> ReconstructionResult:
-    """Read the result of ``swinx2s reconstruct --progress json``.
+    """Read the result of ``swinx2s reconstruct --progress json`` and the ``summary.json`` it names.
 
     Args:
-        payload: the ``result`` event: the summary itself (with ``outputs`` and ``segments``) or a mapping whose
-            ``summary`` entry is the path of ``summary.json``.
+        payload: the ``result`` event (``outputs``: file name -> path, including ``summary.json``).
 
     Raises:
         InputError: the summary cannot be read or names no label map.
     """
-    summary: Mapping[str, Any] = payload
-    if "outputs" not in payload and isinstance(payload.get("summary"), str):
-        path = Path(payload["summary"])
-        try:
-            summary = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(path, f"cannot read the reconstruction summary ({exc})") from None
-    outputs = {Path(name).name: str(path) for name, path in (summary.get("outputs") or {}).items()}
+    outputs = result_files(payload)
+    if "summary.json" not in outputs:
+        raise InputError("reconstruct result", f"no summary.json among the outputs {sorted(outputs)}")
+    summary = _read_json(outputs["summary.json"], "reconstruction summary")
+    outputs.update(result_files(summary))
     labels = outputs.get("segmentation_ct.nii.gz") or outputs.get("segmentation.nii.gz")
     if not labels:
-        raise InputError("reconstruct result", f"no label map among the outputs {sorted(outputs)}")
+        raise InputError(outputs["summary.json"], f"no label map among the outputs {sorted(outputs)}")
     segments = tuple(
         Segment(int(s["id"]), str(s["name"]), float(s["volume_ml"]), float(s["confidence"]),
                 float(s.get("mean_max_probability", float("nan"))))
         for s in summary.get("segments", [])
     )
-    return ReconstructionResult(labels, segments, outputs.get("measurements.json", ""),
-                                outputs.get("landmarks.json", ""), dict(summary))
+    return ReconstructionResult(labels, segments, summary)
+
+
+def read_measure_result(payload: Mapping[str, Any]) -> tuple[str, str]:
+    """``(measurements.json, landmarks.json)`` paths of a ``swinx2s measure --progress json`` result.
+
+    Raises:
+        InputError: a file is missing from the result.
+    """
+    outputs = result_files(payload)
+    missing = [name for name in ("measurements.json", "landmarks.json") if name not in outputs]
+    if missing:
+        raise InputError("measure result", f"{', '.join(missing)} missing from the outputs {sorted(outputs)}")
+    return outputs["measurements.json"], outputs["landmarks.json"]
 
 
 @dataclass(frozen=True)
@@ -779,11 +835,7 @@ def measurement_table(measurements_path: str | os.PathLike[str]) -> Table:
     """
     from SwinX2SLib.measurements import csv_rows
 
-    path = Path(measurements_path)
-    try:
-        measurements = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"cannot read the measurements ({exc})") from None
+    measurements = _read_json(measurements_path, "measurements")
     rows = []
     for row in csv_rows(measurements):
         parameter = row["parameter"]
@@ -853,16 +905,8 @@ def landmark_markups(landmarks_path: str | os.PathLike[str],
     Raises:
         InputError: a file cannot be read.
     """
-    documents = []
-    for path in (landmarks_path, measurements_path):
-        if path is None:
-            documents.append(None)
-            continue
-        try:
-            documents.append(json.loads(Path(path).read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(path, f"cannot read the landmarks ({exc})") from None
-    landmarks, measurements = documents
+    landmarks = _read_json(landmarks_path, "landmarks")
+    measurements = None if measurements_path is None else _read_json(measurements_path, "measurements")
     points = tuple(MarkupPoint(str(p["name"]), tuple(float(v) for v in p["ras"])) for p in landmarks)
     lines: tuple[MarkupLine, ...] = ()
     if measurements is not None:

@@ -2,10 +2,11 @@
 
 Deterministic replacement of the published CMA-ES pipeline (xrayto3D-morphometry), everything in RAS millimetres:
 
-1. **Shaft (diaphysis) axis**: the femur is cut into 5 mm slabs along the patient's superior axis between
-   ``SHAFT_START_MM`` and ``SHAFT_START_MM + SHAFT_LENGTH_MM`` below its top; a line is fitted through the slab
-   centroids (the centroid of any oblique section of a tube lies on its axis), then the slabs are re-cut
-   perpendicular to that line and the line refitted once.
+1. **Shaft (diaphysis) axis**: the femur is cut into 5 mm slabs along the patient's superior axis over
+   ``SHAFT_LENGTH_MM`` starting ``SHAFT_START_MM`` below its top; a line is fitted through the slab centroids (the
+   centroid of any oblique section of a tube lies on its axis), then the slabs are re-cut perpendicular to that
+   line and the line refitted once. Once the head is found (step 2) this is repeated from 3 head radii below the
+   head centre, so that the lesser trochanter stays out of the stretch.
 2. **Femoral head**: the surface point farthest from the shaft axis on the medial side seeds a cap of surface points;
    a least-squares sphere is fitted to it and refitted on the surface points within a shell around the current
    sphere, trimming residuals beyond 2.5 robust standard deviations, until the sphere stops moving.
@@ -43,6 +44,7 @@ MEDIAL = {"left": np.array([1.0, 0.0, 0.0]), "right": np.array([-1.0, 0.0, 0.0])
 SHAFT_START_MM = 75.0  # below the top of the femur: below the lesser trochanter
 SHAFT_LENGTH_MM = 150.0
 MIN_SHAFT_MM = 25.0
+SHAFT_BELOW_HEAD_RADII = 3.0
 SLAB_MM = 5.0
 
 
@@ -71,7 +73,7 @@ def measure_femur(volume: LabelVolume, side: str) -> dict:
         border_height = structure.border_points() @ SUPERIOR
         if np.any(border_height > top - SHAFT_START_MM):
             return not_measurable(f"proximal femur_{side} truncated by the field of view")
-    shaft = _shaft_axis(points, height, top)
+    shaft = _shaft_axis(points, height, top - SHAFT_START_MM)
     if shaft is None:
         low = points[height < height.min() + SLAB_MM]
         shaft_origin, shaft_dir = low.mean(axis=0), SUPERIOR
@@ -81,6 +83,11 @@ def measure_femur(volume: LabelVolume, side: str) -> dict:
     if head is None:
         return not_measurable(f"no femoral head found on femur_{side}")
     centre, radius = head
+    # Second pass: the diaphysis proper starts below the lesser trochanter, about 3 head radii below the head centre.
+    below_trochanters = min(top - SHAFT_START_MM, float(centre @ SUPERIOR) - SHAFT_BELOW_HEAD_RADII * radius)
+    shaft = _shaft_axis(points, height, below_trochanters) or shaft
+    if shaft is not None:
+        shaft_origin, shaft_dir = shaft
     result = {"head_center_ras": centre.tolist(), "head_radius_mm": radius}
     if shaft is None:
         reason = f"femur_{side} shaft shorter than {MIN_SHAFT_MM:.0f} mm in the field of view"
@@ -107,10 +114,10 @@ def _slab_centroids(points: np.ndarray, t: np.ndarray, lo: float, hi: float) -> 
     return np.asarray(centroids)
 
 
-def _shaft_axis(points: np.ndarray, height: np.ndarray, top: float) -> tuple[np.ndarray, np.ndarray] | None:
-    """Diaphysis axis ``(point on it, unit direction towards proximal)``, or None when too little shaft is seen."""
-    lo = max(float(height.min()), top - SHAFT_START_MM - SHAFT_LENGTH_MM)
-    hi = top - SHAFT_START_MM
+def _shaft_axis(points: np.ndarray, height: np.ndarray, hi: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Diaphysis axis ``(point on it, unit direction towards proximal)`` from the bone between the height ``hi`` and
+    ``SHAFT_LENGTH_MM`` below it, or None when less than ``MIN_SHAFT_MM`` of it is in the field of view."""
+    lo = max(float(height.min()), hi - SHAFT_LENGTH_MM)
     if hi - lo < MIN_SHAFT_MM:
         return None
     centroids = _slab_centroids(points, height, lo, hi)

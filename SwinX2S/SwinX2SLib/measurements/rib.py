@@ -7,11 +7,14 @@ scipy/scikit-image building blocks, in RAS millimetres:
    its bounding box.
 2. The skeleton voxels become a graph (26-neighbourhood, edge weight = physical distance); its longest path is found
    with two Dijkstra sweeps (``scipy.sparse.csgraph``) on the largest skeleton component.
-3. The path is resampled every half voxel and smoothed with a Gaussian (sigma 2 mm or one voxel); each end is then
-   extended along its tangent to the rib's surface (thinning stops about one rib radius short of the ends).
+3. The path is resampled every half voxel and smoothed with a Gaussian (sigma 2 mm or one voxel), then twice moved to
+   the centroids of the rib's cross-sections (one voxel thick slabs across the curve; thinning a flat rib leaves a
+   medial sheet, on which the longest path wanders) and smoothed again; each end is extended along its tangent to
+   the rib's surface (thinning stops about one rib radius short of the ends).
 4. The curve is resampled to :data:`N_POINTS` points equally spaced in arc length.
 
-Length = arc length of that curve; curvature = ``|dT/ds|`` of its unit tangent (mean and maximum, 1/mm). A rib on
+Length = arc length of that curve; curvature = turning angle of its unit tangent per arc length over a 10 mm
+baseline (mean and maximum, 1/mm). A rib on
 the border of the field of view keeps its centreline but its length is not measurable (truncated).
 """
 
@@ -21,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
+from scipy.spatial import cKDTree
 from skimage.morphology import skeletonize
 
 from ._geometry import MIN_VOLUME_MM3, LabelVolume, Structure, not_measurable, unit
@@ -28,6 +32,8 @@ from ._geometry import MIN_VOLUME_MM3, LabelVolume, Structure, not_measurable, u
 __all__ = ["N_POINTS", "centerline", "measure_ribs", "resample"]
 
 N_POINTS = 100
+SECTION_RADIUS_MM = 15.0
+CURVATURE_BASELINE_MM = 10.0
 _HALF_NEIGHBOURS = np.array(
     [(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1) if (i, j, k) > (0, 0, 0)]
 )
@@ -56,11 +62,8 @@ def _measure_one(volume: LabelVolume, name: str, label: int) -> dict:
     curve = centerline(structure)
     if curve is None:
         return not_measurable(f"{name}: no centreline (skeleton shorter than 3 voxels)")
-    steps = np.diff(curve, axis=0)
-    ds = np.linalg.norm(steps, axis=1)
-    tangents = unit(steps)
-    curvature = np.linalg.norm(np.diff(tangents, axis=0), axis=1) / ((ds[1:] + ds[:-1]) / 2)
-    length: float | dict = float(ds.sum())
+    length: float | dict = float(np.linalg.norm(np.diff(curve, axis=0), axis=1).sum())
+    curvature = _curvature(curve)
     if structure.touches_border:
         length = not_measurable(f"{name} truncated by the field of view")
     return {
@@ -69,6 +72,16 @@ def _measure_one(volume: LabelVolume, name: str, label: int) -> dict:
         "max_curvature_per_mm": float(curvature.max()),
         "centerline_ras": curve.tolist(),
     }
+
+
+def _curvature(curve: np.ndarray) -> np.ndarray:
+    """Curvature (1/mm) along an equally spaced curve ``(N, 3)``: turning of the unit tangent over a baseline of at
+    least :data:`CURVATURE_BASELINE_MM` (shorter baselines measure the voxel staircase, not the rib)."""
+    ds = float(np.linalg.norm(curve[1] - curve[0]))
+    k = int(np.clip(np.ceil(CURVATURE_BASELINE_MM / (2 * max(ds, 1e-9))), 1, max((len(curve) - 1) // 4, 1)))
+    tangents = unit(curve[2 * k :] - curve[: -2 * k])  # centred chords, tangent at points k .. N-k-1
+    turn = np.linalg.norm(tangents[2 * k :] - tangents[: -2 * k], axis=1)
+    return 2 * np.arcsin(np.clip(turn / 2, 0, 1)) / (2 * k * ds)
 
 
 def centerline(structure: Structure, n_points: int = N_POINTS) -> np.ndarray | None:
@@ -87,14 +100,41 @@ def centerline(structure: Structure, n_points: int = N_POINTS) -> np.ndarray | N
     if len(idx) < 3:
         return None
     path = idx[_longest_path(idx, structure.volume.affine[:3, :3])]
-    points = structure.volume.to_ras(path + structure.offset)
     spacing = float(structure.volume.spacing.min())
-    dense = _resample_step(points, 0.5 * spacing)
+    dense = _smooth(structure.volume.to_ras(path + structure.offset), structure)
+    voxels = structure.points()
+    tree = cKDTree(voxels)
+    for _ in range(2):  # thinning leaves a medial sheet in flat ribs: move to the cross-sections' centroids
+        dense = _smooth(_section_centroids(dense, voxels, tree, spacing), structure)
+    dense = _extend_to_surface(dense, structure)
+    return resample(dense, n_points)
+
+
+def _smooth(curve: np.ndarray, structure: Structure) -> np.ndarray:
+    """Resample ``curve`` every half voxel and smooth it with a Gaussian of 2 mm (or one voxel)."""
+    spacing = float(structure.volume.spacing.min())
+    dense = _resample_step(curve, 0.5 * spacing)
     sigma = max(2.0, float(structure.volume.spacing.max())) / (0.5 * spacing)
     if len(dense) > 3:
         dense = ndimage.gaussian_filter1d(dense, sigma=min(sigma, len(dense) / 6), axis=0, mode="nearest")
-    dense = _extend_to_surface(dense, structure)
-    return resample(dense, n_points)
+    return dense
+
+
+def _section_centroids(curve: np.ndarray, voxels: np.ndarray, tree: cKDTree, spacing: float) -> np.ndarray:
+    """Each point of ``curve`` moved to the centroid of the voxels in the slab across the curve through it
+    (slab one voxel thick, within :data:`SECTION_RADIUS_MM`); points whose slab is empty stay."""
+    tangents = np.gradient(curve, axis=0)
+    tangents /= np.maximum(np.linalg.norm(tangents, axis=1, keepdims=True), 1e-9)
+    out = curve.copy()
+    for i, near in enumerate(tree.query_ball_point(curve, SECTION_RADIUS_MM)):
+        if not near:
+            continue
+        rel = voxels[near] - curve[i]
+        in_slab = np.abs(rel @ tangents[i]) <= 0.5 * spacing + 1e-6
+        if np.any(in_slab):
+            section = rel[in_slab]
+            out[i] = curve[i] + section.mean(axis=0) - (section.mean(axis=0) @ tangents[i]) * tangents[i]
+    return out
 
 
 def _longest_path(idx: np.ndarray, linear: np.ndarray) -> np.ndarray:

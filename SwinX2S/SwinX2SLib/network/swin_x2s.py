@@ -174,7 +174,7 @@ class SwinX2S(nn.Module):
 
 
 def check_img_size(img_size: Sequence[int]) -> tuple[int, int, int]:
-    """Validate a model volume size ``(X, Y, Z)``: three positive multiples of 32 with X = Y."""
+    """Validate a model volume size ``(X, Y, Z)``: positive multiples of 32, X = Y, not all three equal to 32."""
     size = tuple(int(s) for s in img_size)
     if len(size) != 3:
         raise ValueError(f"img_size must be (X, Y, Z), got {img_size}.")
@@ -183,6 +183,10 @@ def check_img_size(img_size: Sequence[int]) -> tuple[int, int, int]:
         raise ValueError(f"img_size {size}: {', '.join(wrong)} must be a positive multiple of {_REDUCTION}.")
     if size[0] != size[1]:
         raise ValueError(f"img_size {size}: X and Y must be equal (both views share the dimension expansion).")
+    if size[0] * size[1] * size[2] == _REDUCTION**3:
+        raise ValueError(
+            f"img_size {size}: at least one axis must exceed 32 (instance norm needs a bottleneck > 1 voxel)."
+        )
     return size
 
 

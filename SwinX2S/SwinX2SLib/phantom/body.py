@@ -106,6 +106,33 @@ def _ellipse(l, a, cl, ca, hw, hd) -> np.ndarray:
     return ((l - cl) / hw) ** 2 + ((a - ca) / hd) ** 2
 
 
+class _SliceWriter:
+    """Draws filled ellipses into one axial slice, touching only the window of voxels that can be inside."""
+
+    def __init__(self, canvas: Canvas):
+        X, Y, _ = canvas.grid.shape
+        self.canvas = canvas
+        pts = canvas.points((slice(0, X), slice(0, Y), slice(0, 1)))
+        self.l2, self.a2 = pts[0][:, :, 0], pts[1][:, :, 0]
+        self.ct = canvas.ct[:, :, 0]
+        self.s = 0.0
+
+    def window(self, cl: float, ca: float, hw: float, hd: float) -> tuple[slice, slice] | None:
+        box = self.canvas.index_box(np.array([cl - hw, ca - hd, self.s]), np.array([cl + hw, ca + hd, self.s]))
+        return None if box is None else box[:2]
+
+    def ellipse(self, cl, ca, hw, hd, value: float, above: float | None = None) -> None:
+        """Fill the ellipse with ``value`` (only over voxels whose value exceeds ``above``, when given)."""
+        win = self.window(cl, ca, hw, hd)
+        if win is None or hw <= 0 or hd <= 0:
+            return
+        mask = _ellipse(self.l2[win], self.a2[win], cl, ca, hw, hd) < 1.0
+        ct = self.ct[win]
+        if above is not None:
+            mask &= ct > above
+        ct[mask] = value
+
+
 def draw_soft_tissue(
     canvas: Canvas,
     vertebrae: list[Vertebra],
@@ -116,9 +143,8 @@ def draw_soft_tissue(
     rng: np.random.Generator,
 ) -> None:
     """Fill ``canvas.ct`` with air, fat, muscle, organs, gas and lungs (bones are drawn afterwards)."""
-    X, Y, Z = canvas.grid.shape
-    pts = canvas.points((slice(0, X), slice(0, Y), slice(0, 1)))
-    l2, a2 = pts[0][:, :, 0], pts[1][:, :, 0]
+    Z = canvas.grid.shape[2]
+    writer = _SliceWriter(canvas)
     levels = canvas.points((slice(0, 1), slice(0, 1), slice(0, Z)))[2][0, 0, :]
     outline = _outline(vertebrae, ribs, pelvis, femurs, habitus)
     k, fat = habitus.scale, habitus.fat_mm
@@ -127,49 +153,48 @@ def draw_soft_tissue(
     top_s = s_of["C1"]
     crotch = -70.0 * k
     organs = _organs(by, outline, pelvis, habitus, rng)
+    head = Ellipsoid(by["C1"].center + np.array([0.0, 25.0, 95.0]) * k, np.array([75.0, 92.0, 102.0]) * k)
     lung_top, dome, recess = s_of["T1"] + 12.0 * k, s_of["T10"], s_of["T12"]
+    inner_hu = HU["fat"] + 1.0
     for z, s in enumerate(levels):
         s = float(s)
-        ct = canvas.ct[:, :, z]
-        inside = np.zeros((X, Y), dtype=bool)
-        inner = np.zeros((X, Y), dtype=bool)
+        writer.ct, writer.s = canvas.ct[:, :, z], s
+        ellipses = []  # (cl, ca, hw, hd) of the skin outline; fat_mm inside it starts the muscle
         if crotch <= s <= top_s + 40.0 * k:
-            cl, ca, hw, hd = outline.at(s)
-            r2 = _ellipse(l2, a2, cl, ca, hw, hd)
-            inside |= r2 < 1.0
-            inner |= _ellipse(l2, a2, cl, ca, hw - fat, hd - fat) < 1.0
-        if s > top_s:  # neck into head
-            v = by["C1"]
-            head = Ellipsoid(v.center + np.array([0.0, 25.0, 95.0]) * k, np.array([75.0, 92.0, 102.0]) * k)
-            r = (s - head.center[2]) / head.radii[2]
-            if abs(r) < 1.0:
-                f = np.sqrt(1.0 - r * r)
-                inside |= _ellipse(l2, a2, head.center[0], head.center[1], head.radii[0] * f, head.radii[1] * f) < 1
-                inner |= inside
+            ellipses.append(outline.at(s))
+        r = (s - head.center[2]) / head.radii[2]
+        if s > top_s and abs(r) < 1.0:  # neck into head
+            f = np.sqrt(1.0 - r * r)
+            ellipses.append((head.center[0], head.center[1], head.radii[0] * f + fat, head.radii[1] * f + fat))
         for femur in femurs.values():
             t = (femur.junction[2] - s) / max(-femur.shaft_axis[2], 1e-3)
-            if s < 10.0 * k and -40.0 < t < femur.shaft_length + 20.0:
+            if s < 0.0 and -40.0 < t < femur.shaft_length + 20.0:
                 c = femur.along_shaft(t)
-                radius = (85.0 - 30.0 * max(t, 0.0) / femur.shaft_length) * k * habitus.girth
-                r2 = _ellipse(l2, a2, c[0] + femur.side * 8.0 * k, c[1] + 8.0 * k, radius + fat, radius * 0.95 + fat)
-                inside |= r2 < 1.0
-                inner |= _ellipse(l2, a2, c[0] + femur.side * 8.0 * k, c[1] + 8.0 * k, radius, radius * 0.95) < 1.0
-        if not inside.any():
+                frac = np.clip(t / femur.shaft_length, 0.0, 1.0)
+                radius = (70.0 - 25.0 * frac) * k * habitus.girth
+                cl = c[0] - femur.side * (20.0 - 15.0 * frac) * k
+                ellipses.append((cl, c[1] + 5.0 * k, radius + fat, 0.95 * radius + fat))
+        if not ellipses:
             continue
-        ct[inside] = HU["fat"]
-        ct[inner & inside] = HU["muscle"]
+        for cl, ca, hw, hd in ellipses:
+            writer.ellipse(cl, ca, hw, hd, HU["fat"])
+        for cl, ca, hw, hd in ellipses:
+            writer.ellipse(cl, ca, hw - fat, hd - fat, HU["muscle"])
         for organ, hu in organs:
             r = (s - organ.center[2]) / organ.radii[2]
             if abs(r) < 1.0:
                 f = np.sqrt(1.0 - r * r)
-                mask = _ellipse(l2, a2, organ.center[0], organ.center[1], organ.radii[0] * f, organ.radii[1] * f) < 1
-                ct[mask & inner] = hu
+                writer.ellipse(organ.center[0], organ.center[1], organ.radii[0] * f, organ.radii[1] * f, hu, inner_hu)
         if recess - 20.0 * k < s < lung_top:
-            ct[_lungs(l2, a2, s, outline, by, lung_top, dome, recess, k) & inner] = HU["lung"]
+            cl, ca, hw, hd = outline.at(s)
+            win = writer.window(cl, ca, hw, hd)
+            if win is not None:
+                ct = writer.ct[win]
+                lungs = _lungs(writer.l2[win], writer.a2[win], s, outline, by, lung_top, dome, recess, k)
+                ct[lungs & (ct > inner_hu)] = HU["lung"]
         if s_of["T5"] < s < s_of["C6"]:
             v = by["T1"] if s < s_of["T1"] else by["C6"]
-            trachea = _ellipse(l2, a2, v.center[0], v.center[1] + v.depth / 2 + 16.0 * k, 9.0 * k, 8.0 * k) < 1.0
-            ct[trachea & inner] = HU["air"]
+            writer.ellipse(v.center[0], v.center[1] + v.depth / 2 + 16.0 * k, 9.0 * k, 8.0 * k, HU["air"], inner_hu)
 
 
 def _lungs(l2, a2, s, outline: _Outline, by: dict[str, Vertebra], top, dome, recess, k) -> np.ndarray:

@@ -77,7 +77,7 @@ def build_ribs(vertebrae: dict[str, Vertebra], scale: float, cage: float, rng: n
             centre_l = v.center[0]
             centre_a = tubercle[1] - 10.0 * scale + b_d * np.cos(phi0)
             phi1 = np.deg2rad(arc_end)
-            n = max(8, int(np.ceil((phi1 - phi0) * 0.5 * (a_w + b_d) / 12.0)))
+            n = max(6, int(np.ceil((phi1 - phi0) * 0.5 * (a_w + b_d) / 18.0)))
             phi = np.linspace(phi0, phi1, n)
             frac = (phi - phi0) / (phi1 - phi0)
             fall = drop * scale * rng.uniform(0.9, 1.1)

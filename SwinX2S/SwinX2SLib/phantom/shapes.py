@@ -12,6 +12,7 @@ keeps the arithmetic on contiguous float32 arrays.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -38,10 +39,25 @@ Points = tuple[np.ndarray, np.ndarray, np.ndarray]
 """Three equally shaped arrays: the ``l``, ``a``, ``s`` (or local ``u``, ``v``, ``w``) coordinates in mm."""
 
 
+_CORNERS = np.array(list(np.ndindex(2, 2, 2)), dtype=np.float64)
+
+
+def _box_corners(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The 8 corners ``(8, 3)`` of the box ``[lo, hi]``."""
+    lo = np.asarray(lo, dtype=np.float64)
+    return lo + (np.asarray(hi, dtype=np.float64) - lo) * _CORNERS
+
+
 def unit(v: Sequence[float] | np.ndarray) -> np.ndarray:
     """``v / |v|`` as float64 ``(3,)``."""
-    v = np.asarray(v, dtype=np.float64)
-    return v / np.linalg.norm(v)
+    x, y, z = (float(c) for c in v)
+    n = math.sqrt(x * x + y * y + z * z)
+    return np.array([x / n, y / n, z / n])
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product of two 3-vectors (faster than ``np.cross`` for single vectors)."""
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
 
 
 def rotation_about(axis: Sequence[float] | np.ndarray, angle_deg: float) -> np.ndarray:
@@ -56,11 +72,11 @@ def frame_from_axes(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
     """Orthonormal frame ``(3, 3)`` (columns ``e0, e1, e2``) with ``e2 ∥ primary`` and ``e1`` closest to
     ``secondary``; ``e0 = e1 × e2`` makes it right-handed."""
     e2 = unit(primary)
-    secondary = np.asarray(secondary, dtype=np.float64)
-    if abs(np.dot(unit(secondary), e2)) > 0.99:  # degenerate: any perpendicular will do
+    secondary = unit(secondary)
+    if abs(float(secondary @ e2)) > 0.99:  # degenerate: any perpendicular will do
         secondary = np.eye(3)[int(np.argmin(np.abs(e2)))]
-    e1 = unit(secondary - np.dot(secondary, e2) * e2)
-    return np.stack([np.cross(e1, e2), e1, e2], axis=1)
+    e1 = unit(secondary - float(secondary @ e2) * e2)
+    return np.stack([_cross(e1, e2), e1, e2], axis=1)
 
 
 def smooth_curve(control: np.ndarray, samples: int) -> np.ndarray:
@@ -115,8 +131,7 @@ class LocalPart(Part):
     fn: Callable[[Points], np.ndarray]
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        corners = np.array([[(self.lo, self.hi)[b][k] for k, b in enumerate(bits)] for bits in np.ndindex(2, 2, 2)])
-        body = self.origin + corners @ self.axes.T
+        body = self.origin + _box_corners(self.lo, self.hi) @ self.axes.T
         return body.min(axis=0), body.max(axis=0)
 
     def sdf(self, points: Points) -> np.ndarray:
@@ -176,7 +191,7 @@ class Tube(Part):
         out: list[Part] = []
         for i in range(len(self.points) - 1):
             a, b = self.points[i], self.points[i + 1]
-            if np.linalg.norm(b - a) < 1e-6:
+            if float(np.abs(b - a).max()) < 1e-6:
                 continue
             out.append(_Segment(a, b, self.ru[i : i + 2], self.rv[i : i + 2], self.up[i] + self.up[i + 1]))
         return out
@@ -185,25 +200,25 @@ class Tube(Part):
         return np.minimum.reduce([seg.sdf(points) for seg in self.segments()])
 
 
-@dataclass
 class _Segment(Part):
-    a: np.ndarray
-    b: np.ndarray
-    ru: np.ndarray
-    rv: np.ndarray
-    up: np.ndarray
+    """One segment of a :class:`Tube` (frame and bounds computed once)."""
+
+    def __init__(self, a: np.ndarray, b: np.ndarray, ru: np.ndarray, rv: np.ndarray, up: np.ndarray):
+        self.a, self.ru, self.rv = a, ru, rv
+        ab = b - a
+        self.length = float(np.linalg.norm(ab))
+        self.axes = frame_from_axes(ab, up)  # columns: v-direction, u-direction (closest to up), tangent
+        r = max(ru.max(), rv.max())
+        self._bounds = (np.minimum(a, b) - r, np.maximum(a, b) + r)
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        r = max(self.ru.max(), self.rv.max())
-        return np.minimum(self.a, self.b) - r, np.maximum(self.a, self.b) + r
+        return self._bounds
 
     def sdf(self, points: Points) -> np.ndarray:
-        ab = self.b - self.a
-        length = float(np.linalg.norm(ab))
-        axes = frame_from_axes(ab, self.up)  # columns: v-direction, u-direction (closest to up), tangent
-        pv, pu, pt = _to_local(points, self.a, axes)
-        t = np.clip(pt / np.float32(length), 0.0, 1.0)
-        dt = pt - t * np.float32(length)
+        pv, pu, pt = _to_local(points, self.a, self.axes)
+        length = np.float32(self.length)
+        t = np.clip(pt / length, 0.0, 1.0)
+        dt = pt - t * length
         ru = np.float32(self.ru[0]) + t * np.float32(self.ru[1] - self.ru[0])
         rv = np.float32(self.rv[0]) + t * np.float32(self.rv[1] - self.rv[0])
         rmin = np.minimum(ru, rv)
@@ -252,8 +267,8 @@ class Canvas:
 
     def __init__(self, grid: ModelGrid, rotation: np.ndarray, translation: np.ndarray, background_hu: float):
         self.grid = grid
-        self.ct = np.full(grid.shape, background_hu, dtype=np.float32)
-        self.labels = np.zeros(grid.shape, dtype=np.uint8)
+        self.ct = np.full(grid.shape, background_hu, dtype=np.float32, order="F")  # contiguous axial slices
+        self.labels = np.zeros(grid.shape, dtype=np.uint8, order="F")
         # index -> LAS world (an affine map read off the grid, so the grid alone decides the axes)
         ijk = np.vstack([np.zeros(3), np.eye(3)])
         las = grid.index_to_ras(ijk) * np.array([-1.0, 1.0, 1.0])
@@ -273,8 +288,7 @@ class Canvas:
 
     def index_box(self, lo: np.ndarray, hi: np.ndarray) -> tuple[slice, slice, slice] | None:
         """Voxel box (clipped to the grid) covering the body-frame box ``[lo, hi]``; None when outside."""
-        corners = np.array([[(lo, hi)[b][k] for k, b in enumerate(bits)] for bits in np.ndindex(2, 2, 2)])
-        idx = self.body_to_index(corners)
+        idx = self.body_to_index(_box_corners(lo, hi))
         start = np.maximum(np.floor(idx.min(axis=0)).astype(int), 0)
         stop = np.minimum(np.ceil(idx.max(axis=0)).astype(int) + 1, self.grid.shape)
         if np.any(stop <= start):
@@ -334,16 +348,15 @@ class Canvas:
         dens = structure.density
         shell = max(dens.cortex_mm, 0.5 * self.grid.spacing)
         shell_hu = dens.cancellous_hu + (dens.cortical_hu - dens.cancellous_hu) * min(1.0, dens.cortex_mm / shell)
-        hu = np.where(d > -shell, np.float32(shell_hu), np.float32(dens.cancellous_hu))
+        hu = np.where(d[inside] > -shell, np.float32(shell_hu), np.float32(dens.cancellous_hu))
         if structure.marrow:
-            hu = np.where(self._evaluate(structure.marrow, box) < 0, np.float32(dens.marrow_hu), hu)
+            hu[self._evaluate(structure.marrow, box)[inside] < 0] = np.float32(dens.marrow_hu)
         labels[inside] = structure.label
-        ct[inside] = hu[inside]
+        ct[inside] = hu
         return box, self._touches_clipped_face(inside, box, lo, hi)
 
     def _touches_clipped_face(self, inside: np.ndarray, box: tuple[slice, ...], lo: np.ndarray, hi: np.ndarray):
-        corners = np.array([[(lo, hi)[b][k] for k, b in enumerate(bits)] for bits in np.ndindex(2, 2, 2)])
-        idx = self.body_to_index(corners)
+        idx = self.body_to_index(_box_corners(lo, hi))
         for axis in range(3):
             if idx[:, axis].min() < box[axis].start - 0.5 and box[axis].start == 0:
                 if np.take(inside, 0, axis=axis).any():

@@ -256,11 +256,15 @@ def _segment_weights(n: int, shape: str) -> np.ndarray:
 
 
 def _scoliosis_tilt(x: np.ndarray, cobb: float, apex: float, span: float) -> np.ndarray:
-    """Coronal tilt (degrees) at level positions ``x``: ±cobb/2 at the end vertebrae of a curve of ``span`` levels
-    centred on ``apex``, fading back to 0 over another half span on each side."""
-    r = (x - apex) / span
-    tilt = np.where(np.abs(r) <= 0.5, np.sin(np.pi * r), np.sign(r) * np.cos(np.pi * (np.abs(r) - 0.5)))
-    return np.where(np.abs(r) <= 1.0, 0.5 * cobb * tilt, 0.0)
+    """Coronal tilt (degrees) at level positions ``x`` of a curve of ``span`` levels centred on ``apex``.
+
+    The lateral displacement follows ``sin²`` over the curve, so the spine above the curve returns over the pelvis
+    and the tilt is 0 at both ends; the end vertebrae (at a quarter span from the ends) are tilted ±cobb/2, so the
+    Cobb angle is ``cobb``.
+    """
+    r = (x - apex) / span + 0.5
+    tilt = np.arctan(np.tan(np.deg2rad(cobb / 2)) * np.sin(2 * np.pi * r))
+    return np.where((r >= 0) & (r <= 1), np.rad2deg(tilt), 0.0)
 
 
 def build_spine(
@@ -272,7 +276,7 @@ def build_spine(
     cervical_lordosis: float,
     scoliosis: tuple[float, float, float],
     has_l6: bool,
-    rng: np.random.Generator,
+    jitter: np.ndarray,
 ) -> list[Vertebra]:
     """Stack the vertebrae from the S1 endplate upwards.
 
@@ -283,7 +287,8 @@ def build_spine(
         lordosis: L1-S1 lordosis (degrees); kyphosis: T1-T12 (more exactly T1-L1 segments); cervical_lordosis: C2-T1.
         scoliosis: ``(cobb_deg, apex_level_position, span_levels)``; positive cobb bends the apex to the left.
         has_l6: add a sixth lumbar vertebra.
-        rng: per-level size jitter.
+        jitter: ``(25, 4)`` random numbers in [0, 1) (per level, bottom-up): size, canal depth, canal width and
+            spinous angle variation.
 
     Returns:
         Vertebrae from C1 down to L5 (or L6), i.e. in label order.
@@ -313,17 +318,18 @@ def build_spine(
     vertebrae: list[Vertebra] = []
     for i, name in enumerate(bottom_up):
         dims = _BY_NAME[name]
-        jitter = scale * rng.uniform(0.95, 1.05)
+        rand = jitter[i]
+        size = scale * (0.95 + 0.1 * rand[0])
         axis = unit([np.tan(np.deg2rad(psi[i])), np.tan(np.deg2rad(theta[i])), 1.0])
         axes = frame_from_axes(axis, [0.0, 1.0, 0.0])
         seg_above = seg[i + 1] if i + 1 < len(seg) else 0.0
         wedge = np.deg2rad(-0.35 * seg_above)
-        depth, height = dims.depth * jitter, dims.height * jitter
+        depth, height = dims.depth * size, dims.height * size
         delta = depth * np.tan(wedge)
         h_ant, h_post = height + delta / 2, height - delta / 2
         disc = (dims.disc_below if name != "vertebrae_C1" else 2.0) * scale
         mid = unit(axis_prev + axis)
-        center = cursor + mid * disc + axis * (0.5 * (h_ant + h_post))
+        center = cursor + mid * disc + axis * (0.25 * (h_ant + h_post))
         v = Vertebra(
             name=name,
             label=by_name(name).id,
@@ -332,13 +338,13 @@ def build_spine(
             h_ant=h_ant,
             h_post=h_post,
             depth=depth,
-            width=dims.width * jitter,
-            canal_depth=dims.canal_depth * scale * rng.uniform(0.95, 1.05),
-            canal_width=dims.canal_width * scale * rng.uniform(0.95, 1.05),
+            width=dims.width * size,
+            canal_depth=dims.canal_depth * scale * (0.95 + 0.1 * rand[1]),
+            canal_width=dims.canal_width * scale * (0.95 + 0.1 * rand[2]),
             lamina=dims.lamina * scale,
-            spl=dims.spl * jitter,
-            spa=dims.spa + rng.uniform(-5.0, 5.0) if dims.spl > 0 else 0.0,
-            tp_length=dims.tp_length * jitter,
+            spl=dims.spl * size,
+            spa=dims.spa + 10.0 * (rand[3] - 0.5) if dims.spl > 0 else 0.0,
+            tp_length=dims.tp_length * size,
             tp_angle=dims.tp_angle,
         )
         vertebrae.append(v)

@@ -1,0 +1,156 @@
+"""``swinx2s reconstruct``: two radiographs (or a CT, or a published input pair) in, a 54-bone segmentation out.
+
+Examples::
+
+    swinx2s reconstruct --coronal ap.dcm --sagittal lateral.dcm -o out/
+    swinx2s reconstruct --ct ct.nii.gz --label truth.nii.gz -o out/ --meshes stl
+    swinx2s reconstruct --coronal s0308_input_cor.nii.gz --sagittal s0308_input_sag.nii.gz -o out/ --progress json
+
+Outputs (see :func:`SwinX2SLib.inference.write_reconstruction`): ``segmentation.nii.gz``,
+``segmentation.seg.nrrd``, ``confidence.nii.gz``, ``summary.json``; with ``--ct`` also ``segmentation_ct.nii.gz``;
+with ``--label`` also ``metrics.json`` / ``metrics.csv``; with ``--meshes`` a ``meshes/`` folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+import sys
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+from ..progress import ProgressReporter
+from .common import add_overwrite_argument, add_progress_argument, reporter_from_args
+
+_PUBLISHED = re.compile(r"_input_(cor|sag)\.nii(\.gz)?$")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``reconstruct`` command."""
+    p = subparsers.add_parser(
+        "reconstruct",
+        help="reconstruct a 54-bone segmentation from an AP and a lateral radiograph (or a CT)",
+        description="Reconstruct the 3-D bone segmentation. Inputs: an AP (--coronal) and a lateral (--sagittal) "
+        "radiograph (PNG/JPEG/TIFF, DICOM, 2-D NIfTI/NRRD/MHA), a published preprocessed pair "
+        "(*_input_cor.nii.gz, *_input_sag.nii.gz), or a CT (--ct) rendered to DRRs with the model's preset.",
+    )
+    p.add_argument("--coronal", "--ap", dest="coronal", help="AP (coronal) radiograph")
+    p.add_argument("--sagittal", "--lateral", dest="sagittal", help="lateral (sagittal) radiograph")
+    p.add_argument("--ct", help="CT volume (NIfTI, NRRD, MHA or DICOM folder) rendered to DRRs")
+    p.add_argument("--label", help="ground-truth label map (55-class scheme) to evaluate against (with --ct or a "
+                                   "published pair)")
+    p.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
+    p.add_argument("--model", help="model folder (model.safetensors + model.json); default: the built-in model")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the network runs (auto: CUDA when available)")
+    p.add_argument("--pixel-spacing", type=float, metavar="MM",
+                   help="pixel spacing of both radiographs in mm (overrides the files)")
+    p.add_argument("--meshes", choices=("stl", "obj", "vtp"), help="also write one surface mesh per bone (RAS)")
+    p.add_argument("--largest-component", action="store_true",
+                   help="keep only the largest connected piece of each bone")
+    add_overwrite_argument(p)
+    add_progress_argument(p)
+    p.set_defaults(func=run)
+
+
+@contextlib.contextmanager
+def warnings_to(reporter: ProgressReporter) -> Iterator[None]:
+    """Report ``UserWarning``s through ``reporter`` as they happen (so that the result stays the last line)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = lambda message, *args, **kwargs: reporter.warn(str(message))
+        yield
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the outputs, reconstruct, evaluate when a label is given, write everything, report the result."""
+    reporter = reporter_from_args(args)
+    with warnings_to(reporter):
+        return _run(args, reporter)
+
+
+def _run(args: argparse.Namespace, reporter: ProgressReporter) -> int:
+    from ..errors import InputError
+    from ..inference import Reconstructor, check_outputs_free, planned_outputs, write_reconstruction
+    from ..io import prepare_output_dir
+
+    kind = _input_kind(args)
+    folder = prepare_output_dir(args.output)
+    check_outputs_free(planned_outputs(folder, kind == "ct", args.label is not None, args.meshes), args.overwrite)
+    if args.label is not None and kind == "xray":
+        raise InputError(args.label, "a ground truth can only be aligned with a CT or a published input pair")
+    reporter.update("load", 0.01, "loading the model")
+    reconstructor = Reconstructor(args.model, args.device, progress=reporter.update)
+    result = _reconstruct(reconstructor, args, kind)
+    evaluation = _evaluate(result, args.label, kind) if args.label is not None else None
+    reporter.update("write", 0.9, f"writing outputs to {folder}")
+    summary = write_reconstruction(result, folder, overwrite=args.overwrite, meshes=args.meshes,
+                                   evaluation=evaluation)
+    reporter.update("done", 1.0, f"{len(result.segments)} segments")
+    payload: dict[str, Any] = {"output_dir": str(folder), "outputs": summary["outputs"],
+                               "segments": len(result.segments), "device": result.device,
+                               "timings_s": summary["timings_s"]}
+    if evaluation is not None:
+        payload["metrics"] = summary["metrics"]
+    reporter.result(payload)
+    if reporter.mode != "json":
+        sys.stdout.write(_text_report(summary, folder))
+    return 0
+
+
+def _input_kind(args: argparse.Namespace) -> str:
+    from ..errors import InputError
+
+    if args.ct is not None:
+        if args.coronal is not None or args.sagittal is not None:
+            raise InputError(args.ct, "give either --ct or --coronal/--sagittal, not both")
+        return "ct"
+    if args.coronal is None or args.sagittal is None:
+        raise InputError(args.coronal or args.sagittal or "input", "both --coronal (AP) and --sagittal (lateral) "
+                                                                   "images are needed (or --ct)")
+    cor, sag = _PUBLISHED.search(args.coronal), _PUBLISHED.search(args.sagittal)
+    if cor and sag:
+        if (cor.group(1), sag.group(1)) != ("cor", "sag"):
+            raise InputError(args.coronal, "published inputs given in the wrong order: --coronal takes "
+                                           "*_input_cor.nii.gz and --sagittal *_input_sag.nii.gz")
+        return "published"
+    return "xray"
+
+
+def _reconstruct(reconstructor: Any, args: argparse.Namespace, kind: str) -> Any:
+    from ..io import read_volume
+
+    if kind == "ct":
+        return reconstructor.reconstruct_ct(read_volume(args.ct), read_volume(args.label) if args.label else None,
+                                            args.largest_component, source={"ct": str(args.ct)})
+    if kind == "published":
+        return reconstructor.reconstruct_published(args.coronal, args.sagittal, args.largest_component)
+    return reconstructor.reconstruct_xrays(args.coronal, args.sagittal, args.pixel_spacing, args.largest_component)
+
+
+def _evaluate(result: Any, label_path: str, kind: str) -> Any:
+    from ..conventions import read_published_volume
+    from ..errors import InputError
+    from ..metrics import evaluate
+
+    if kind == "ct":
+        label = result.label
+    else:
+        label, _ = read_published_volume(label_path)
+        if label.shape != result.labels.shape:
+            raise InputError(label_path, f"shape {label.shape} differs from the model grid {result.labels.shape}")
+    return evaluate(result.labels, label, (result.grid.spacing,) * 3)
+
+
+def _text_report(summary: dict[str, Any], folder: Any) -> str:
+    lines = [f"{'id':>3s} {'segment':24s} {'volume_ml':>9s} {'confidence':>10s}"]
+    lines += [f"{s['id']:3d} {s['name']:24s} {s['volume_ml']:9.1f} {s['confidence']:10.3f}"
+              for s in summary["segments"]]
+    if "metrics" in summary:
+        overall = summary["metrics"]["overall"]
+        lines.append(f"overall Dice {overall['dice']}, HD95 {overall['hd95_mm']} mm, identification rate "
+                     f"{overall['identification_rate']}")
+    lines.append(f"outputs in {folder}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,222 @@
+"""Tests of ``swinx2s reconstruct`` and ``swinx2s demo`` (tiny random-weight model; files in, files out)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from PIL import Image
+from test_inference import IMG_SIZE, model_dir  # noqa: F401  (shared model fixture)
+
+from SwinX2SLib.cli import main
+from SwinX2SLib.conventions import ModelGrid, sitk_from_array
+
+OUTPUTS = {"segmentation.nii.gz", "segmentation.seg.nrrd", "confidence.nii.gz", "summary.json"}
+
+
+def _radiograph(rows: int, cols: int, seed: int) -> np.ndarray:
+    """A radiograph-like image: a bright vertical 'spine' band and a couple of blobs, plus noise."""
+    rng = np.random.default_rng(seed)
+    image = rng.random((rows, cols)) * 0.2
+    image[:, cols // 2 - cols // 10: cols // 2 + cols // 10] += 0.6
+    image[rows // 3: rows // 3 + rows // 8, cols // 5: cols // 3] += 0.5 + 0.3 * seed
+    return image / image.max()
+
+
+@pytest.fixture()
+def xray_pair(tmp_path):
+    """An 8-bit AP PNG and a 16-bit lateral PNG (no spacing in either file)."""
+    ap, lat = tmp_path / "ap.png", tmp_path / "lateral.png"
+    Image.fromarray((_radiograph(320, 240, 0) * 255).astype(np.uint8)).save(ap)
+    Image.fromarray((_radiograph(320, 200, 1) * 65535).astype(np.uint16)).save(lat)
+    assert Image.open(lat).mode.startswith("I")
+    return ap, lat
+
+
+def _run_json(argv, capsys) -> tuple[int, list[dict], str]:
+    status = main([*argv, "--progress", "json"])
+    captured = capsys.readouterr()
+    events = [json.loads(line) for line in captured.out.splitlines() if line.strip()]
+    return status, events, captured.err
+
+
+def test_reconstruct_xray_pair_json_progress(model_dir, xray_pair, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "out"
+    status, events, _ = _run_json(["reconstruct", "--ap", str(xray_pair[0]), "--lateral", str(xray_pair[1]),
+                                   "-o", str(out), "--model", str(model_dir), "--device", "cpu"], capsys)
+    assert status == 0
+    progress = [e for e in events if e["event"] == "progress"]
+    assert {"load", "predict", "write"} <= {e["stage"] for e in progress}
+    fractions = [e["fraction"] for e in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any(e["event"] == "warning" and "pixel spacing" in e["message"] for e in events)
+    assert events[-1]["event"] == "result"
+    assert set(events[-1]["outputs"]) == OUTPUTS
+    assert {p.name for p in out.iterdir()} == OUTPUTS
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["source"]["kind"] == "xray" and summary["source"]["spacing_source"]["coronal"] == "default"
+    assert summary["grid"]["shape"] == list(IMG_SIZE)
+
+
+def test_reconstruct_ct_with_label_evaluates(model_dir, tmp_path, capsys):  # noqa: F811
+    ct_array = np.full((36, 30, 44), -1000.0, np.float32)
+    ct_array[10:26, 8:22, 4:40] = 900.0
+    ct = sitk_from_array(ct_array, ModelGrid(ct_array.shape, 2.5, (5.0, 5.0, -50.0)))
+    sitk.WriteImage(ct, str(tmp_path / "ct.nii.gz"))
+    sitk.WriteImage(sitk.Cast(ct > 0, sitk.sitkUInt8) * 20, str(tmp_path / "label.nii.gz"))
+    out = tmp_path / "out"
+    status = main(["reconstruct", "--ct", str(tmp_path / "ct.nii.gz"), "--label", str(tmp_path / "label.nii.gz"),
+                   "-o", str(out), "--model", str(model_dir), "--device", "cpu", "--progress", "none"])
+    assert status == 0
+    assert {p.name for p in out.iterdir()} == OUTPUTS | {"segmentation_ct.nii.gz", "metrics.json", "metrics.csv"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "20" in metrics["per_class"] and metrics["per_class"]["20"]["name"] == "vertebrae_L1"
+    assert sitk.ReadImage(str(out / "segmentation_ct.nii.gz")).GetSize() == ct.GetSize()
+    assert "overall Dice" in capsys.readouterr().out
+
+
+def _published_pair(folder, shape=IMG_SIZE):
+    """Files in the published format: 2-D DRRs stored as uint8 volumes repeated along the projection axis."""
+    rng = np.random.default_rng(5)
+    grid = ModelGrid(shape, 3.0)
+    cor = (rng.random((shape[0], shape[2])) * 255).astype(np.uint8)
+    sag = (rng.random((shape[1], shape[2])) * 255).astype(np.uint8)
+    paths = folder / "case_input_cor.nii.gz", folder / "case_input_sag.nii.gz", folder / "case_label.nii.gz"
+    sitk.WriteImage(sitk_from_array(np.repeat(cor[:, None, :], shape[1], 1), grid), str(paths[0]))
+    sitk.WriteImage(sitk_from_array(np.repeat(sag[None], shape[0], 0), grid), str(paths[1]))
+    label = np.zeros(shape, np.uint8)
+    label[4:12, 10:20, 10:50] = 53
+    sitk.WriteImage(sitk_from_array(label, grid), str(paths[2]))
+    return paths
+
+
+def test_reconstruct_published_pair(model_dir, tmp_path, capsys):  # noqa: F811
+    cor, sag, label = _published_pair(tmp_path)
+    out = tmp_path / "out"
+    base = ["reconstruct", "-o", str(out), "--model", str(model_dir), "--device", "cpu", "--progress", "none"]
+    assert main([*base, "--coronal", str(sag), "--sagittal", str(cor)]) == 2
+    assert "wrong order" in capsys.readouterr().err
+    assert main([*base, "--coronal", str(cor), "--sagittal", str(sag), "--label", str(label)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["source"]["kind"] == "published"
+    assert json.loads((out / "metrics.json").read_text())["per_class"]["53"]["name"] == "femur_left"
+
+
+def _write_bad(kind: str, folder) -> str:
+    if kind == "volume":
+        path = folder / "volume.nii.gz"
+        sitk.WriteImage(sitk.GetImageFromArray(np.random.default_rng(0).random((8, 40, 30)).astype(np.float32)),
+                        str(path))
+    elif kind == "nan":
+        path = folder / "nan.mha"
+        array = np.random.default_rng(0).random((40, 30)).astype(np.float32)
+        array[3, 4] = np.nan
+        sitk.WriteImage(sitk.GetImageFromArray(array), str(path))
+    elif kind == "constant":
+        path = folder / "constant.png"
+        Image.fromarray(np.full((40, 30), 128, np.uint8)).save(path)
+    elif kind == "truncated":
+        path = folder / "truncated.png"
+        full = folder / "full.png"
+        Image.fromarray((_radiograph(120, 90, 2) * 255).astype(np.uint8)).save(full)
+        path.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    else:
+        path = folder / "missing.png"
+    return str(path)
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("volume", "3-D volume"), ("nan", "NaN"), ("constant", "constant"), ("truncated", "truncated"),
+    ("missing", "does not exist"),
+])
+def test_reconstruct_bad_coronal_input(kind, message, model_dir, xray_pair, tmp_path, capsys):  # noqa: F811
+    bad = _write_bad(kind, tmp_path)
+    out = tmp_path / "out"
+    status, events, _ = _run_json(["reconstruct", "--coronal", bad, "--sagittal", str(xray_pair[1]), "-o", str(out),
+                                   "--model", str(model_dir), "--device", "cpu"], capsys)
+    assert status == 2
+    assert events[-1]["event"] == "error" and message in events[-1]["message"]
+    assert os.path.basename(bad) in events[-1]["message"]
+    assert list(out.iterdir()) == []
+
+
+def test_reconstruct_identical_or_mismatched_views(model_dir, xray_pair, tmp_path, capsys):  # noqa: F811
+    base = ["-o", str(tmp_path / "out"), "--model", str(model_dir), "--device", "cpu", "--progress", "none"]
+    assert main(["reconstruct", "--coronal", str(xray_pair[0]), "--sagittal", str(xray_pair[0]), *base]) == 2
+    assert "same image" in capsys.readouterr().err
+    tall = tmp_path / "tall.png"  # same pixel spacing, three times the superior-inferior extent
+    Image.fromarray((_radiograph(960, 200, 3) * 255).astype(np.uint8)).save(tall)
+    assert main(["reconstruct", "--coronal", str(xray_pair[0]), "--sagittal", str(tall), *base]) == 2
+    assert "same region" in capsys.readouterr().err
+
+
+def test_reconstruct_output_checks_come_before_computing(xray_pair, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")
+    inputs = ["reconstruct", "--coronal", str(xray_pair[0]), "--sagittal", str(xray_pair[1]),
+              "--model", str(tmp_path / "no-model"), "--progress", "none"]
+    argv = [*inputs, "-o", str(out)]
+    assert main(argv) == 2  # the existing output is reported, not the missing model
+    assert "overwrite" in capsys.readouterr().err
+    assert (out / "summary.json").read_text() == "{}"
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main([*inputs, "-o", str(blocker / "out")]) == 2  # not creatable: reported before the model
+    assert "cannot create output folder" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 2  # now the model is looked for
+    assert "no trained model" in capsys.readouterr().err
+
+
+def test_sigterm_during_run_leaves_no_outputs(model_dir, xray_pair, tmp_path):  # noqa: F811
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "SwinX2SLib.cli", "reconstruct", "--coronal", str(xray_pair[0]),
+               "--sagittal", str(xray_pair[1]), "-o", str(out), "--model", str(model_dir), "--device", "cpu",
+               "--meshes", "stl", "--progress", "json"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in process.stdout:
+            if json.loads(line).get("stage") == "write":
+                process.send_signal(signal.SIGTERM)
+                break
+        remaining, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143
+    assert json.loads(remaining.splitlines()[-1])["event"] == "error"
+    assert list(out.iterdir()) == []
+
+
+def test_demo_runs_the_whole_pipeline(model_dir, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "demo"
+    status, events, _ = _run_json(["demo", "-o", str(out), "--model", str(model_dir), "--device", "cpu"], capsys)
+    assert status == 0
+    assert events[-1]["event"] == "result"
+    assert {"phantom", "drr", "predict", "evaluate", "measure", "write"} <= {e.get("stage") for e in events}
+    assert OUTPUTS | {"metrics.json", "metrics.csv", "overview.png", "report.json", "report.md"} == {
+        p.name for p in out.iterdir()}
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["metrics"]["per_anatomy"]) == {"spine", "rib", "pelvis", "femur"}
+    assert report["metrics"]["overall"]["num_classes"] > 0
+    assert "femur" in report["measurements"]["truth"]
+    with Image.open(out / "overview.png") as png:
+        assert png.size == (1000, 800)
+    assert main(["demo", "-o", str(out), "--model", str(model_dir), "--progress", "none"]) == 2  # no --overwrite
+
+
+def test_demo_without_default_model_says_so(tmp_path, capsys):
+    from SwinX2SLib.inference import DEFAULT_MODEL_DIR
+
+    if (DEFAULT_MODEL_DIR / "model.safetensors").is_file():
+        pytest.skip("a default model is installed")
+    assert main(["demo", "-o", str(tmp_path / "demo"), "--progress", "none"]) == 2
+    assert "no trained default model is present" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()

@@ -1,0 +1,272 @@
+"""Tests of the procedural phantom: anatomy on the voxels, agreement of the analytic truth with the voxels,
+variation, determinism, files and the ``swinx2s phantom`` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from SwinX2SLib import catalogue
+from SwinX2SLib.phantom import PhantomConfig, make_phantom, phantom_stream
+
+FULL = PhantomConfig(fov_cut_probability=0.0, l6_probability=1.0, metal_probability=0.0)
+ID = {c.name: c.id for c in catalogue.CLASSES}
+
+
+@pytest.fixture(scope="module")
+def full():
+    """A phantom whose field of view holds every class (L6 forced), on the default 128 x 128 x 160 grid."""
+    return make_phantom(seed=11, config=FULL)
+
+
+@pytest.fixture(scope="module")
+def cut_phantoms():
+    """Phantoms with a cut field of view (and the default variation otherwise)."""
+    cfg = PhantomConfig(fov_cut_probability=1.0)
+    return [make_phantom(seed=s, shape=(64, 64, 80), config=cfg) for s in range(4)]
+
+
+def _index(phantom, ras) -> np.ndarray:
+    return phantom.grid.ras_to_index(np.asarray(ras, dtype=np.float64))
+
+
+def _centroid(labels: np.ndarray, label: int) -> np.ndarray:
+    return np.argwhere(labels == label).mean(axis=0)
+
+
+def _distance_to_label(phantom, ras, label: int) -> float:
+    """Distance (mm) from a RAS point to the nearest voxel centre carrying ``label``."""
+    voxels = np.argwhere(phantom.labels == label)
+    return float(np.min(np.linalg.norm(voxels - _index(phantom, ras), axis=1)) * phantom.grid.spacing)
+
+
+def test_arrays_and_every_class(full):
+    assert full.ct.shape == full.labels.shape == full.grid.shape == (128, 128, 160)
+    assert full.ct.dtype == np.float32 and full.labels.dtype == np.uint8
+    counts = np.bincount(full.labels.ravel(), minlength=catalogue.NUM_CLASSES)
+    assert len(counts) == catalogue.NUM_CLASSES
+    missing = [c.name for c in catalogue.CLASSES if counts[c.id] == 0]
+    assert missing == []
+    for name, entry in full.truth["structures"].items():
+        assert entry["voxels"] == counts[ID[name]]
+
+
+def test_axis_contract(full):
+    """+x patient left, +y anterior, +z superior (docs/architecture.md)."""
+    lab = full.labels
+    assert _centroid(lab, ID["femur_left"])[0] > _centroid(lab, ID["femur_right"])[0]
+    assert _centroid(lab, ID["hip_left"])[0] > _centroid(lab, ID["hip_right"])[0]
+    assert _centroid(lab, ID["vertebrae_C1"])[2] > _centroid(lab, ID["vertebrae_L5"])[2]
+    for name in ("vertebrae_T6", "vertebrae_L3"):  # the spine lies posterior in the trunk
+        vertebra = _centroid(lab, ID[name])
+        trunk = np.argwhere(full.ct[:, :, int(vertebra[2])] > -500).mean(axis=0)
+        assert vertebra[1] < trunk[1] - 20.0 / full.grid.spacing, name
+    truth = full.truth["femur"]
+    assert truth["left"]["head_center"][0] < truth["right"]["head_center"][0]  # RAS: +R is the patient's right
+
+
+def test_each_label_one_component(full, cut_phantoms):
+    for phantom in [full, *cut_phantoms]:
+        for name, entry in phantom.truth["structures"].items():
+            if entry["voxels"] == 0:
+                continue
+            _, n = ndimage.label(phantom.labels == ID[name])
+            assert n == 1, name
+            # the safety net that drops stray pieces must hardly ever act
+            assert entry["removed_voxels"] <= max(2, 0.05 * entry["voxels"]), (name, entry)
+
+
+def test_vertebrae_ordered_top_to_bottom(full):
+    z = [_centroid(full.labels, i)[2] for i in range(1, 26)]
+    assert all(a > b for a, b in zip(z, z[1:], strict=False))
+
+
+def test_ribs_on_their_side_and_attached(full):
+    lab = full.labels
+    mid = _centroid(lab, ID["vertebrae_T6"])[0]
+    for k in range(1, 13):
+        left, right = ID[f"rib_left_{k}"], ID[f"rib_right_{k}"]
+        assert _centroid(lab, left)[0] > mid > _centroid(lab, right)[0], k
+        # the rib touches its thoracic vertebra (26-connected contact)
+        grown = ndimage.binary_dilation(lab == left, structure=np.ones((3, 3, 3)))
+        assert np.any(lab[grown] == ID[f"vertebrae_T{k}"]), k
+    zs = [_centroid(lab, ID[f"rib_left_{k}"])[2] for k in range(1, 13)]
+    assert all(a > b for a, b in zip(zs, zs[1:], strict=False))
+
+
+def test_femoral_heads_in_acetabula(full):
+    s = full.grid.spacing
+    for side in ("left", "right"):
+        femur = full.truth["femur"][side]
+        centre = _index(full, femur["head_center"])
+        assert full.labels[tuple(np.round(centre).astype(int))] == ID[f"femur_{side}"]
+        # rays from the head centre towards the pelvis (up and medially) meet the hip bone just past the head
+        hip = full.labels == ID[f"hip_{side}"]
+        medial = -1.0 if side == "left" else 1.0  # index x grows towards the patient's left
+        hits = 0
+        directions = [(medial * a, b, 1.0) for a in (0.0, 0.5, 1.0) for b in (-0.4, 0.0, 0.4)]
+        for d in directions:
+            d = np.array(d) / np.linalg.norm(d)
+            for t in np.arange(0.0, femur["head_radius"] + 4 * s, s / 2) / s:
+                p = tuple(np.round(centre + t * d).astype(int))
+                if hip[p]:
+                    hits += 1
+                    break
+        assert hits >= len(directions) - 1, side
+
+
+def test_head_radius_and_centre_from_voxels(full):
+    """The half of the head away from the neck is an exact voxel sphere: its volume and centroid give the truth."""
+    s = full.grid.spacing
+    for side in ("left", "right"):
+        femur = full.truth["femur"][side]
+        centre = _index(full, femur["head_center"])
+        axis = _index(full, np.add(femur["head_center"], femur["neck_axis"])) - centre  # index units, |.| = 1/s
+        voxels = np.argwhere(full.labels == ID[f"femur_{side}"])
+        half = voxels[(voxels - centre) @ axis > 0]
+        half = half[np.linalg.norm(half - centre, axis=1) * s < femur["head_radius"] + 3 * s]
+        radius = (3.0 * len(half) / (2.0 * np.pi)) ** (1 / 3) * s
+        assert radius == pytest.approx(femur["head_radius"], rel=0.05)
+        expected = centre + 3.0 / 8.0 * femur["head_radius"] / s * axis * s
+        assert np.linalg.norm(half.mean(axis=0) - expected) < 0.5
+
+
+def test_femoral_axes_and_angles(full):
+    s = full.grid.spacing
+    for side in ("left", "right"):
+        femur = full.truth["femur"][side]
+        neck, shaft = np.array(femur["neck_axis"]), np.array(femur["shaft_axis"])
+        assert np.degrees(np.arccos(neck @ shaft)) == pytest.approx(femur["neck_shaft_angle"], abs=1e-3)
+        assert 115.0 <= femur["neck_shaft_angle"] <= 145.0 and 18.0 <= femur["head_radius"] <= 28.0
+        # the shaft axis of the voxels (principal axis of the diaphysis) agrees with the truth
+        junction = _index(full, femur["neck_shaft_junction"])
+        voxels = np.argwhere(full.labels == ID[f"femur_{side}"]).astype(float)
+        along = (voxels - junction) @ (_index(full, np.add(femur["neck_shaft_junction"], shaft)) - junction) * s
+        diaphysis = voxels[(along > 70) & (along < 170)]
+        _, _, vt = np.linalg.svd(diaphysis - diaphysis.mean(axis=0), full_matrices=False)
+        measured = full.grid.index_to_ras(vt[0]) - full.grid.index_to_ras(np.zeros(3))
+        measured /= np.linalg.norm(measured)
+        assert np.degrees(np.arccos(abs(measured @ shaft))) < 3.0
+        head = np.array(femur["head_center"])
+        j = np.array(femur["neck_shaft_junction"])
+        offset = np.linalg.norm(np.cross(head - j, shaft))
+        assert offset == pytest.approx(femur["offset"], abs=1e-2)
+
+
+def test_pelvic_landmarks_on_the_bone(full):
+    s = full.grid.spacing
+    for side in ("left", "right"):
+        marks = full.truth["pelvis"]["landmarks"][side]
+        assert set(marks) == {"ASIS", "PSIS", "PT", "IS"}
+        for name, point in marks.items():
+            assert _distance_to_label(full, point, ID[f"hip_{side}"]) <= 1.5 * s, (side, name)
+        # ASIS anterior to PSIS, pubic tubercle below ASIS (RAS: +A, +S)
+        assert marks["ASIS"][1] > marks["PSIS"][1] + 50
+        assert marks["PT"][2] < marks["ASIS"][2] - 40
+    left, right = full.truth["pelvis"]["landmarks"]["left"], full.truth["pelvis"]["landmarks"]["right"]
+    assert left["ASIS"][0] < right["ASIS"][0]
+
+
+def test_vertebra_truth_on_the_voxels():
+    """At 1 mm, the analytic vertebral measurements agree with the voxels of the vertebra nearest the centre."""
+    p = make_phantom(seed=4, shape=(96, 96, 96), spacing_mm=1.0, config=FULL)
+    centre = (np.array(p.grid.shape) - 1) / 2
+    best = min(
+        (n for n, v in p.truth["vertebrae"].items() if v["status"] == "present" and "anterior_height" in v),
+        key=lambda n: np.linalg.norm(_index(p, p.truth["vertebrae"][n]["body_center"]) - centre),
+    )
+    v = p.truth["vertebrae"][best]
+    label = p.labels == ID[best]
+    assert label[tuple(np.round(_index(p, v["body_center"])).astype(int))]
+    assert not label[tuple(np.round(_index(p, v["canal_center"])).astype(int))]  # the canal is empty
+
+    def run_length(start, direction, limit):
+        """Labelled length (mm) along a ray from a RAS point, sampled every 0.25 mm."""
+        t = np.arange(0.0, limit, 0.25)
+        pts = np.asarray(start) + t[:, None] * np.asarray(direction)
+        idx = np.round(_index(p, pts)).astype(int)
+        return 0.25 * label[idx[:, 0], idx[:, 1], idx[:, 2]].sum()
+
+    up, ant = np.array(v["superior_axis"]), np.array(v["anterior_axis"])
+    lower_ant = np.array(v["anterior_inferior_corner"]) - 1.5 * ant + 0.5 * up
+    assert run_length(lower_ant - 1.0 * up, up, 60.0) == pytest.approx(v["anterior_height"], abs=1.6)
+    lower_post = np.array(v["posterior_inferior_corner"]) + 1.5 * ant
+    assert run_length(lower_post - 1.0 * up, up, 60.0) == pytest.approx(v["posterior_height"], abs=1.6)
+    mid = np.array(v["body_center"])
+    back = mid - (v["superior_endplate_depth"] / 2 + 3.0) * ant
+    assert run_length(back + 3.0 * ant, ant, 80.0) == pytest.approx(v["superior_endplate_depth"], abs=1.6)
+    canal_front = mid - v["superior_endplate_depth"] / 2 * ant
+    depth = run_length(canal_front - 0.5 * ant, -ant, 40.0)
+    assert depth == pytest.approx(0.5, abs=1.0)  # the canal follows the posterior wall
+    tip = np.array(v["spinous_tip"])
+    assert _distance_to_label(p, tip, ID[best]) <= 1.5
+
+
+def test_rib_centrelines_inside_their_rib(full):
+    s = full.grid.spacing
+    for side in ("left", "right"):
+        for k in range(1, 13):
+            name = f"rib_{side}_{k}"
+            line = np.array(full.truth["ribs"][name]["centreline"])[2:]  # from the tubercle on
+            near = [_distance_to_label(full, pt, ID[name]) <= s for pt in line]
+            assert np.mean(near) >= 0.9, name
+
+
+def test_same_seed_same_phantom():
+    a = make_phantom(seed=5, shape=(48, 48, 64))
+    b = make_phantom(seed=5, shape=(48, 48, 64))
+    c = make_phantom(seed=6, shape=(48, 48, 64))
+    assert np.array_equal(a.ct, b.ct) and np.array_equal(a.labels, b.labels) and a.truth == b.truth
+    assert not np.array_equal(a.labels, c.labels)
+
+
+def test_variation_and_cut_field_of_view(cut_phantoms):
+    radii = [p.truth["femur"][s]["head_radius"] for p in cut_phantoms for s in ("left", "right")]
+    angles = [p.truth["femur"][s]["neck_shaft_angle"] for p in cut_phantoms for s in ("left", "right")]
+    assert all(18.0 <= r <= 28.0 for r in radii) and len(set(radii)) == len(radii)
+    assert all(115.0 <= a <= 145.0 for a in angles)
+    assert all(abs(p.truth["patient"]["rotation_deg"]) <= 10.0 for p in cut_phantoms)
+    statuses = [e["status"] for p in cut_phantoms for e in p.truth["structures"].values()]
+    assert "absent" in statuses and "truncated" in statuses
+    for p in cut_phantoms:
+        for name, entry in p.truth["structures"].items():
+            assert (entry["status"] == "absent") == (entry["voxels"] == 0)
+            if entry["status"] == "truncated":  # a truncated bone reaches the top or bottom slice
+                mask = p.labels == ID[name]
+                assert mask[:, :, 0].any() or mask[:, :, -1].any() or mask[0].any() or mask[-1].any()
+
+
+def test_phantom_stream_is_seeded():
+    a = phantom_stream(3, shape=(32, 32, 40))
+    b = phantom_stream(3, shape=(32, 32, 40))
+    first, second = next(a), next(a)
+    assert first.truth["seed"] != second.truth["seed"]
+    assert next(b).truth == first.truth
+
+
+def test_write_and_cli(tmp_path):
+    import SimpleITK as sitk
+    from PIL import Image
+
+    from SwinX2SLib.cli import main
+    from SwinX2SLib.conventions import array_from_sitk
+    from SwinX2SLib.errors import OutputError
+
+    p = make_phantom(seed=2, shape=(40, 40, 48))
+    paths = p.write(tmp_path / "a")
+    ct = sitk.ReadImage(str(paths["ct.nii.gz"]))
+    assert np.allclose(array_from_sitk(ct), p.ct)
+    assert np.array_equal(array_from_sitk(sitk.ReadImage(str(paths["labels.nii.gz"]))), p.labels)
+    assert np.allclose(ct.GetSpacing(), [p.grid.spacing] * 3)
+    assert json.loads(paths["truth.json"].read_text()) == p.truth
+    with pytest.raises(OutputError):
+        p.write(tmp_path / "a")
+    out = tmp_path / "cli"
+    assert main(["phantom", "-o", str(out), "--seed", "2", "--shape", "40", "40", "48", "--progress", "none"]) == 0
+    assert json.loads((out / "truth.json").read_text()) == p.truth
+    overview = np.asarray(Image.open(out / "overview.png"))
+    assert overview.ndim == 3 and overview.shape[2] == 3
+    assert main(["phantom", "-o", str(out), "--shape", "40", "40", "48", "--progress", "none"]) == 2  # exists

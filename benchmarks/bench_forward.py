@@ -1,0 +1,112 @@
+"""Wall time and peak memory of one Swin-X2S prediction (two views in, label volume out).
+
+Compares the plain path (``model(coronal, sagittal)`` under ``torch.no_grad``, then ``argmax(p + q)``, as the
+published inference computes it) with :func:`SwinX2SLib.network.predict_labels` (inference mode, full-resolution
+skip computed per view, head + argmax in slabs, no full 55-channel logits). Each measurement runs in a fresh
+subprocess so that peak resident memory (RSS, ``getrusage``) belongs to that path alone; on CUDA the peak of
+``torch.cuda.max_memory_allocated`` is reported as well. Random weights: time and memory do not depend on them.
+
+Usage::
+
+    python benchmarks/bench_forward.py                       # Tiny, 128x128x160, 55 classes, CPU
+    python benchmarks/bench_forward.py --device cuda --variants tiny small base large --autocast bfloat16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SwinX2S"))
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Run one prediction (after one warm-up) in this process; returns seconds and peak memory."""
+    import torch
+
+    from SwinX2SLib.network import create_model, predict_labels
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    model = create_model(args.variant, img_size=args.img_size, num_classes=args.classes).eval().to(device)
+    if args.compile:
+        model = torch.compile(model)
+    x, y, z = args.img_size
+    coronal = torch.rand(1, 1, x, z, device=device)
+    sagittal = torch.rand(1, 1, y, z, device=device)
+    amp_dtype = getattr(torch, args.autocast) if args.autocast else None
+
+    def predict() -> torch.Tensor:
+        if args.path == "fast":
+            return predict_labels(model, coronal, sagittal, autocast_dtype=amp_dtype)
+        amp = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+        with torch.no_grad(), amp:
+            p, q = model(coronal, sagittal)
+            return (p + q).argmax(1)
+
+    times = []
+    for _ in range(args.repeat + 1):  # the first call is a warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        labels = predict()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    result = {
+        "path": args.path,
+        "variant": args.variant,
+        "seconds": min(times[1:]),
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "labels_sum": int(labels.long().sum()),
+    }
+    if device.type == "cuda":
+        result["peak_cuda_gb"] = torch.cuda.max_memory_allocated() / 2**30
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", nargs="+", default=["tiny"])
+    parser.add_argument("--img-size", nargs=3, type=int, default=[128, 128, 160])
+    parser.add_argument("--classes", type=int, default=55)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--repeat", type=int, default=1, help="timed predictions after the warm-up (best is kept)")
+    parser.add_argument("--autocast", choices=("bfloat16", "float16"), help="autocast dtype (CUDA)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--paths", nargs="+", default=["naive", "fast"], choices=("naive", "fast"))
+    parser.add_argument("--path", help=argparse.SUPPRESS)  # internal: measure one path in this process
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.path:
+        print(json.dumps(measure(args)))
+        return
+    print(f"device {args.device}, {args.threads} threads, input {tuple(args.img_size)}, {args.classes} classes")
+    for variant in args.variants:
+        results = {}
+        for path in args.paths:
+            command = [sys.executable, __file__, "--path", path, "--variant", variant, *sys.argv[1:]]
+            out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            results[path] = json.loads(out.strip().splitlines()[-1])
+            r = results[path]
+            cuda = f", peak CUDA {r['peak_cuda_gb']:.2f} GB" if "peak_cuda_gb" in r else ""
+            print(f"{variant:<6} {path:<6} {r['seconds']:7.2f} s   peak RSS {r['peak_rss_gb']:5.2f} GB{cuda}")
+        if len(results) == 2:
+            naive, fast = results["naive"], results["fast"]
+            same = "same" if naive["labels_sum"] == fast["labels_sum"] else "DIFFERENT"
+            print(
+                f"{variant:<6} ratio  time x{naive['seconds'] / fast['seconds']:.2f}, "
+                f"memory x{naive['peak_rss_gb'] / fast['peak_rss_gb']:.2f} (labels checksum {same})"
+            )
+
+
+if __name__ == "__main__":
+    main()
