@@ -12,8 +12,9 @@ import os
 import shutil
 import tempfile
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated
 
 import qt
 import slicer
@@ -195,6 +196,7 @@ class SwinX2SProcess:
         self.process.connect("readyReadStandardOutput()", self._readStdout)
         self.process.connect("readyReadStandardError()", self._readStderr)
         self.process.connect("finished(int,QProcess::ExitStatus)", self._finished)
+        self.process.connect("errorOccurred(QProcess::ProcessError)", self._errorOccurred)
         command = slicer_support.command_line(SwinX2SLogic.pythonExecutable(), args)
         logging.info("SwinX2S: running %s", " ".join(command))
         self.process.start(command[0], command[1:])
@@ -231,16 +233,24 @@ class SwinX2SProcess:
                 self._stderrTail.append(line)
                 logging.info("swinx2s: %s", line)
 
+    def _report(self, ok, result, message):
+        # Deferred: the callback may drop the last reference to this object, which must outlive the Qt signal.
+        qt.QTimer.singleShot(0, lambda: self._onFinished(ok, result, message))
+
+    def _errorOccurred(self, error):
+        if error == qt.QProcess.FailedToStart:
+            self._report(False, None, _("could not start {program}").format(program=self.process.program()))
+
     def _finished(self, exitCode, exitStatus):
         self._dispatch(self._parser.finish())
         if self._cancelled:
-            self._onFinished(False, None, _("Cancelled."))
+            self._report(False, None, _("Cancelled."))
         elif exitCode == 0 and exitStatus == qt.QProcess.NormalExit:
-            self._onFinished(True, self._result or {}, "")
+            self._report(True, self._result or {}, "")
         else:
             details = self._error or "\n".join(self._stderrTail) or _("the command ended with status {code}").format(
                 code=exitCode)
-            self._onFinished(False, None, details)
+            self._report(False, None, details)
 
 
 #
@@ -295,6 +305,7 @@ class SwinX2SWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def enter(self) -> None:
         self.initializeParameterNode()
+        self.refreshModelList()
 
     def exit(self) -> None:
         if self._parameterNode:
@@ -312,7 +323,7 @@ class SwinX2SWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
 
-    def setParameterNode(self, inputParameterNode: Optional[SwinX2SParameterNode]) -> None:
+    def setParameterNode(self, inputParameterNode: SwinX2SParameterNode | None) -> None:
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
@@ -358,6 +369,8 @@ class SwinX2SWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def probeDevices(self) -> None:
         """Ask PythonSlicer (not this process) which PyTorch and GPU it sees, and show it."""
+        if self._probeProcess is not None:
+            return
         self.ui.deviceInfoLabel.text = _("Detecting PyTorch and GPU…")
         process = qt.QProcess()
         environment = qt.QProcessEnvironment()
@@ -371,7 +384,7 @@ class SwinX2SWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.deviceInfoLabel.text = slicer_support.parse_device_probe(output).summary()
             except ValueError:
                 self.ui.deviceInfoLabel.text = _("PyTorch not available yet (it is installed on first use).")
-            self._probeProcess = None
+            qt.QTimer.singleShot(0, lambda: setattr(self, "_probeProcess", None))
 
         process.connect("finished(int,QProcess::ExitStatus)", finished)
         command = slicer_support.device_probe_command(SwinX2SLogic.pythonExecutable())
@@ -381,9 +394,6 @@ class SwinX2SWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # Running commands
 
     def _startCommand(self, args, onSuccess: Callable, busyMessage: str) -> None:
-        self.ui.progressBar.setValue(0)
-        self.ui.progressBar.show()
-        self.ui.statusLabel.text = busyMessage
 
         def onFinished(ok, result, message):
             self._process = None
@@ -403,6 +413,9 @@ class SwinX2SWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self._onParameterNodeModified()
 
         self._process = SwinX2SProcess(args, self._onEvent, onFinished)
+        self.ui.progressBar.setValue(0)
+        self.ui.progressBar.show()
+        self.ui.statusLabel.text = busyMessage
         self._onParameterNodeModified()
 
     def _onEvent(self, event) -> None:
@@ -434,11 +447,11 @@ class SwinX2SWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onApplyButton(self) -> None:
         parameters = self._parameterNode
         segmentation = parameters.outputSegmentation
-        if segmentation is not None and segmentation.GetSegmentation().GetNumberOfSegments() > 0:
-            if not slicer.util.confirmOkCancelDisplay(
-                    _("Replace the {count} segments of '{name}' with the reconstruction?").format(
-                        count=segmentation.GetSegmentation().GetNumberOfSegments(), name=segmentation.GetName())):
-                return
+        count = segmentation.GetSegmentation().GetNumberOfSegments() if segmentation is not None else 0
+        if count and not slicer.util.confirmOkCancelDisplay(
+                _("Replace the {count} segments of '{name}' with the reconstruction?").format(
+                    count=count, name=segmentation.GetName())):
+            return
         if not self._ensureDependenciesAndProbe():
             return
         with slicer.util.tryWithErrorDisplay(_("Failed to start the reconstruction."), waitCursor=True):
@@ -616,7 +629,7 @@ class SwinX2SLogic(ScriptedLoadableModuleLogic):
         parameters.apVolume, parameters.lateralVolume = nodes
         return tuple(nodes)
 
-    def loadReconstruction(self, result: dict, parameters: SwinX2SParameterNode, measureResult: dict = None):
+    def loadReconstruction(self, result: dict, parameters: SwinX2SParameterNode, measureResult: dict | None = None):
         """Turn a ``reconstruct`` result (and a ``measure`` result) into the segmentation, tables and markups.
 
         Returns:
@@ -644,8 +657,9 @@ class SwinX2SLogic(ScriptedLoadableModuleLogic):
         self._fillTable(f"{segmentation.GetName()} segments", slicer_support.segment_table(reconstruction))
         if measureResult is not None:
             measurementsPath, landmarksPath = slicer_support.read_measure_result(measureResult)
-            self._fillTable(f"{segmentation.GetName()} measurements", slicer_support.measurement_table(measurementsPath))
-            self._addMarkups(segmentation.GetName(), slicer_support.landmark_markups(landmarksPath, measurementsPath))
+            name = segmentation.GetName()
+            self._fillTable(f"{name} measurements", slicer_support.measurement_table(measurementsPath))
+            self._addMarkups(name, slicer_support.landmark_markups(landmarksPath, measurementsPath))
         return segmentation
 
     @staticmethod
@@ -654,13 +668,15 @@ class SwinX2SLogic(ScriptedLoadableModuleLogic):
         if tableNode is None or not tableNode.IsA("vtkMRMLTableNode"):
             tableNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", name)
         tableNode.RemoveAllColumns()
-        for title, kind in zip(table.columns, table.kinds):
-            column = tableNode.AddColumn(vtk.vtkDoubleArray() if kind == "number" else vtk.vtkStringArray())
+        for title, kind in zip(table.columns, table.kinds, strict=True):
+            column = vtk.vtkDoubleArray() if kind == "number" else vtk.vtkStringArray()
             column.SetName(title)
+            tableNode.AddColumn(column)
         for row in table.rows:
             index = tableNode.AddEmptyRow()
-            for column, value in enumerate(row):
-                tableNode.SetCellText(index, column, "" if value is None else str(value))
+            for column, (value, kind) in enumerate(zip(row, table.kinds, strict=True)):
+                text = ("nan" if kind == "number" else "") if value is None else str(value)
+                tableNode.SetCellText(index, column, text)
         for column, unit in enumerate(table.units):
             if unit:
                 tableNode.SetColumnUnitLabel(table.columns[column], unit)

@@ -8,7 +8,7 @@ plain-Python parts (configuration, command lines, log reading) are in :mod:`Swin
 import logging
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import qt
 import slicer
@@ -140,7 +140,7 @@ class SwinX2STrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
 
-    def setParameterNode(self, inputParameterNode: Optional[SwinX2STrainParameterNode]) -> None:
+    def setParameterNode(self, inputParameterNode: SwinX2STrainParameterNode | None) -> None:
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
@@ -253,7 +253,7 @@ class SwinX2STrainLogic(ScriptedLoadableModuleLogic):
     def runDirectory(parameterNode: SwinX2STrainParameterNode) -> Path:
         return SwinX2SLogic.modelsDirectory() / "runs" / parameterNode.modelName
 
-    def existingRun(self, parameterNode: SwinX2STrainParameterNode) -> Optional[Path]:
+    def existingRun(self, parameterNode: SwinX2STrainParameterNode) -> Path | None:
         """The run folder of this model name when a run was started before (it can be resumed)."""
         if parameterNode is None or not parameterNode.modelName:
             return None

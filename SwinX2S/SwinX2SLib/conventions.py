@@ -59,6 +59,7 @@ __all__ = [
     "image_to_display",
     "label_to_model_grid",
     "lps_to_ras",
+    "model_grid_for_ct",
     "model_grid_to_reference",
     "physical_bounds_lps",
     "ras_to_lps",
@@ -229,6 +230,23 @@ def _image_center_lps(image: sitk.Image) -> np.ndarray:
     return np.array(image.TransformContinuousIndexToPhysicalPoint(center_index.tolist()))
 
 
+def model_grid_for_ct(
+    ct: sitk.Image, shape: tuple[int, int, int] = DEFAULT_GRID_SHAPE, fov_mm: float | None = None
+) -> ModelGrid:
+    """The model grid a CT is resampled onto (see :func:`ct_to_model_grid`), without resampling anything.
+
+    The field of view follows the published pipeline: a cube whose side is the CT's largest physical extent
+    (or ``fov_mm`` when given), centred on the CT's centre, sampled at ``fov_mm / max(shape)`` mm; the shorter
+    grid axes (x and y by default) take the central part of the cube.
+    """
+    if ct.GetDimension() != 3:
+        raise ValueError(f"a CT must be 3-D, got a {ct.GetDimension()}-D image")
+    if fov_mm is None:
+        low, high = physical_bounds_lps(ct)
+        fov_mm = float(np.max(high - low + min(ct.GetSpacing())))
+    return ModelGrid.centered(_image_center_lps(ct), fov_mm, shape)
+
+
 def ct_to_model_grid(
     ct: sitk.Image,
     shape: tuple[int, int, int] = DEFAULT_GRID_SHAPE,
@@ -237,29 +255,19 @@ def ct_to_model_grid(
 ) -> tuple[np.ndarray, ModelGrid]:
     """Resample a CT of any orientation and spacing onto the model grid (linear interpolation).
 
-    The field of view follows the published pipeline: a cube whose side is the CT's largest physical extent
-    (or ``fov_mm`` when given), centred on the CT's centre, sampled at ``fov_mm / max(shape)`` mm; the shorter
-    grid axes (x and y by default) take the central part of the cube.
-
     Args:
         ct: a 3-D CT (HU), any direction matrix and (anisotropic) spacing.
         shape: grid size ``(X, Y, Z)``.
-        fov_mm: side of the field-of-view cube in mm; ``None`` for the CT's largest extent.
+        fov_mm: side of the field-of-view cube in mm; ``None`` for the CT's largest extent
+            (see :func:`model_grid_for_ct`).
         default_value: value outside the CT (air, -1024 HU).
 
     Returns:
         ``(volume, grid)``: float32 ``[x, y, z]`` array and its :class:`ModelGrid`.
     """
-    if ct.GetDimension() != 3:
-        raise ValueError(f"a CT must be 3-D, got a {ct.GetDimension()}-D image")
-    if fov_mm is None:
-        low, high = physical_bounds_lps(ct)
-        spacing = np.array(ct.GetSpacing())
-        fov_mm = float(np.max(high - low + spacing.min()))
-    grid = ModelGrid.centered(_image_center_lps(ct), fov_mm, shape)
+    grid = model_grid_for_ct(ct, shape, fov_mm)
     resampled = sitk.Resample(
-        sitk.Cast(ct, sitk.sitkFloat32), grid.reference_image(), sitk.Transform(), sitk.sitkLinear, default_value,
-        sitk.sitkFloat32,
+        ct, grid.reference_image(), sitk.Transform(), sitk.sitkLinear, default_value, sitk.sitkFloat32
     )
     return array_from_sitk(resampled), grid
 

@@ -1,10 +1,18 @@
 """Digitally reconstructed radiographs (DRRs) from a CT, in the exact form the Swin-X2S network expects.
 
-The CT (HU, any orientation) is resampled onto the model grid by :func:`SwinX2SLib.conventions.ct_to_model_grid`
-(array ``[x, y, z]``: +x patient left, +y anterior, +z superior) and projected with PyTorch, on CPU or CUDA:
+Images live on the model grid of :mod:`SwinX2SLib.conventions` (array ``[x, y, z]``: +x patient left, +y anterior,
++z superior; the grid of :func:`~SwinX2SLib.conventions.ct_to_model_grid`) and are computed with PyTorch, on CPU or
+CUDA:
 
 * coronal (AP) view: integrates along y (``PROJECTION_AXIS["coronal"]``), image ``(X, Z)``;
 * sagittal (lateral) view: integrates along x, image ``(Y, Z)``.
+
+:func:`render_from_model_grid` projects a volume already on the grid (phantom, training).
+:func:`render_model_inputs` takes a CT in HU of any orientation: when its voxel axes are parallel to the grid's
+(any order and sign, i.e. every CT without gantry tilt) and one parallel view per side is asked for, it integrates
+the CT on its own voxels block by block and resamples the two projections to the grid's pixels (no resampled copy
+of the CT: ~40 ms and a few MB for 512 × 512 × 133 voxels, see ``benchmarks/bench_drr.py``); otherwise it resamples
+the CT onto the grid first.
 
 Geometry
 --------
@@ -26,14 +34,17 @@ sagittal ``90 + k · 90 / N``.
 
 Intensity presets (:data:`PRESETS`)
 -----------------------------------
-* ``published``: what the published Swin-X2S pipeline fed its network. Line integral of ``max(HU, 0)``
-  (HU·mm), shown on a fixed window ``clip(L / 34000, 0, 1)`` common to both views. Measured on the published
-  samples (``Testing/test_drr.py``): their inputs are linear in this integral with one scale for the coronal
-  and the sagittal image of a case and a few percent of pixels saturated at 255, which a per-image min-max
-  scaling cannot produce.
+* ``published``: what the published Swin-X2S pipeline fed its network: the parallel line integral ``L`` of
+  ``max(HU, 0)`` (HU·mm) on a fixed window ``clip(L / 34000, 0, 1)`` common to both views. On the three published
+  samples (``Testing/test_drr.py``) the network inputs are linear in ``L`` (no log, gamma or inversion: Pearson
+  r 0.98-0.99), with one scale for the coronal and the sagittal image of a case and 0.1-4.5 % of the pixels
+  saturated at 255, which per-image min-max scaling cannot produce. The fitted saturation is 34,300-35,900 HU·mm
+  for the CTPelvic1K and CTSpine1K cases and 24,900-25,900 for the TotalSegmentator case (whose CT intensity
+  scale is less certain); :data:`PUBLISHED_SATURATION_HU_MM` takes the former.
 * ``published_minmax``: the same line integral, min-max scaled to [0, 1] per image.
-* ``physical``: HU → linear attenuation ``μ = μ_water (1 + HU / 1000)`` (air 0), Beer-Lambert transmission
-  ``T = exp(-∫ μ dl)``, shown as ``-ln T`` (log) and min-max scaled, so bone is bright as on a radiograph.
+* ``physical``: HU → linear attenuation ``μ = μ_water (1 + HU / 1000)`` (air 0, soft tissue included), Beer-Lambert
+  transmission ``T = exp(-∫ μ dl)``, shown as ``-ln T`` (the log image of a radiograph) min-max scaled, so bone is
+  bright; ``log=False`` shows ``T`` itself and ``invert`` swaps bright and dark.
 
 Examples::
 
@@ -46,8 +57,9 @@ Examples::
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -64,8 +76,9 @@ from .conventions import (
     ModelGrid,
     View,
     ct_to_model_grid,
+    image_to_display,
     label_to_model_grid,
-    physical_bounds_lps,
+    model_grid_for_ct,
 )
 from .errors import InputError
 
@@ -98,10 +111,9 @@ PUBLISHED_SATURATION_HU_MM = 34000.0
 _BASE_ANGLE: dict[str, float] = {"coronal": 0.0, "sagittal": 90.0}
 _STEP_VOXELS = 0.5
 """Ray sampling step of the trilinear paths, in voxels (the 0°/90° parallel views are exact sums)."""
-_CHUNK_VOXELS = (1 << 15, 1 << 24)
-"""Voxels per block when a CT is projected on its own grid, on CPU and on CUDA. On CPU a block stays below
-PyTorch's parallel grain size (32768), so the per-block operations run serially in cache without thread-pool
-barriers (which cost milliseconds each when the cores are shared); on CUDA large blocks keep launches few."""
+_CHUNK_VOXELS = (1 << 18, 1 << 24)
+"""Voxels per block when a CT is projected on its own grid, on CPU (1 MiB of float32: stays in cache) and on CUDA
+(few launches)."""
 
 
 @dataclass(frozen=True)
@@ -238,6 +250,37 @@ class Radiograph:
             "detector_row_dir_lps": list(self.detector_row_dir_lps),
             "detector_col_dir_lps": list(self.detector_col_dir_lps),
             "ray_dir_lps": list(self.ray_dir_lps),
+            "display": self.display_geometry(),
+        }
+
+    def pixel_lps(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """LPS positions (mm) ``(..., 3)`` of continuous pixel indices of :attr:`image` on the detector plane."""
+        return (np.asarray(self.detector_origin_lps)
+                + np.asarray(rows, dtype=np.float64)[..., None] * self.spacing_mm[0] * np.asarray(
+                    self.detector_row_dir_lps)
+                + np.asarray(cols, dtype=np.float64)[..., None] * self.spacing_mm[1] * np.asarray(
+                    self.detector_col_dir_lps))
+
+    def display_geometry(self) -> dict:
+        """Detector geometry of the display-oriented image (:func:`~SwinX2SLib.conventions.image_to_display`).
+
+        Returns:
+            ``shape`` (rows, cols), ``spacing_mm`` (row, col), ``origin_lps`` (centre of display pixel
+            ``[0, 0]``), ``row_dir_lps`` and ``col_dir_lps`` (unit vectors of increasing display row / column):
+            what a viewer needs to place a written 2-D file in 3-D.
+        """
+        rows, cols = np.indices(self.image.shape, dtype=np.float64)
+        shown_rows = image_to_display(rows, self.view)  # model row index under each display pixel
+        shown_cols = image_to_display(cols, self.view)
+        corner = self.pixel_lps(shown_rows[0, 0], shown_cols[0, 0])
+        down = self.pixel_lps(shown_rows[1, 0], shown_cols[1, 0]) - corner
+        right = self.pixel_lps(shown_rows[0, 1], shown_cols[0, 1]) - corner
+        return {
+            "shape": list(shown_rows.shape),
+            "spacing_mm": [float(np.linalg.norm(down)), float(np.linalg.norm(right))],
+            "origin_lps": [float(v) for v in corner],
+            "row_dir_lps": [float(v) for v in down / np.linalg.norm(down)],
+            "col_dir_lps": [float(v) for v in right / np.linalg.norm(right)],
         }
 
 
@@ -308,8 +351,9 @@ def render_model_inputs(
     preset = get_preset(preset)
     axes = _native_projection_axes(ct)
     if geometry == "parallel" and views == 1 and axes is not None:
-        grid = _model_grid_for(ct, shape, fov_mm)
-        inputs = _render_native(ct, grid, axes, preset, torch.device(device))
+        grid = model_grid_for_ct(ct, shape, fov_mm)
+        with _single_threaded(torch.device(device)):
+            inputs = _render_native(ct, grid, axes, preset, torch.device(device))
     else:
         volume, grid = ct_to_model_grid(ct, shape=shape, fov_mm=fov_mm)
         inputs = render_from_model_grid(
@@ -343,9 +387,10 @@ def render_from_model_grid(
     Returns:
         :class:`ModelInputs` (``label`` is ``None``).
     """
-    volume = _prepare_volume(volume_xyz, grid, get_preset(preset), device)
+    preset = get_preset(preset)
+    volume = _prepare_volume(volume_xyz, grid, preset, device)
     groups = {
-        view: _render_group(volume, grid, view, view_angles(view, views), get_preset(preset), geometry, sid_mm, sdd_mm)
+        view: _render_group(volume, grid, view, view_angles(view, views), preset, geometry, sid_mm, sdd_mm)
         for view in VIEWS
     }
     return ModelInputs(
@@ -387,14 +432,6 @@ def render_views(
     return _render_group(volume, grid, view, angles, preset, geometry, sid_mm, sdd_mm)
 
 
-def _model_grid_for(ct: sitk.Image, shape: tuple[int, int, int], fov_mm: float | None) -> ModelGrid:
-    """The grid :func:`~SwinX2SLib.conventions.ct_to_model_grid` resamples ``ct`` onto (without resampling)."""
-    low, high = physical_bounds_lps(ct)
-    if fov_mm is None:
-        fov_mm = float(np.max(high - low + min(ct.GetSpacing())))
-    return ModelGrid.centered((low + high) / 2.0, fov_mm, shape)
-
-
 def _native_projection_axes(ct: sitk.Image) -> dict[str, int] | None:
     """For a CT whose voxel axes are parallel to the model grid's (any order and sign), the CT index axis along
     each grid axis (``{"x": i, "y": j, "z": k}``); ``None`` for an oblique CT."""
@@ -413,9 +450,9 @@ def _render_native(
     """Axis-aligned parallel AP and lateral views integrated on the CT's own voxels, then resampled to the grid.
 
     Sums the preset's density along the CT index axis parallel to grid y (coronal) and x (sagittal) block by block
-    (working memory: a block, see :data:`_CHUNK_VOXELS`), box-filters the projections to the grid's pixel size and samples them
-    bilinearly at the grid's pixel centres. Equivalent to resampling the CT onto the grid and summing, without a
-    resampled copy of the CT and with the CT's full resolution along the rays.
+    (working memory: one block, see :data:`_CHUNK_VOXELS`), box-filters the projections to the grid's pixel size
+    and samples them bilinearly at the grid's pixel centres. Equivalent to resampling the CT onto the grid and
+    summing, without a resampled copy of the CT and with the CT's full resolution along the rays.
     """
     voxels = sitk.GetArrayViewFromImage(ct)  # (k, j, i): numpy axis of CT index axis n is 2 - n
     spacing = np.array(ct.GetSpacing(), dtype=np.float64)
@@ -429,6 +466,8 @@ def _render_native(
         density = preset.density(chunk, inplace=True)
         for view, axis in along.items():
             sums[view][tuple(c for i, c in enumerate(chunk_index) if i != axis)] += density.sum(dim=axis)
+    if not all(bool(torch.isfinite(total).all()) for total in sums.values()):
+        raise InputError("CT", "contains NaN or infinite values")
     integrals, layouts = [], []
     for view in VIEWS:
         projection = sums[view] * float(spacing[2 - along[view]])
@@ -441,6 +480,25 @@ def _render_native(
     radiographs = tuple(layout.radiograph(image, grid, view) for image, layout, view in
                         zip(images, layouts, VIEWS, strict=True))
     return ModelInputs(images[0][None], images[1][None], grid, None, radiographs)
+
+
+@contextlib.contextmanager
+def _single_threaded(device: torch.device) -> Iterator[None]:
+    """Run CPU tensor operations on one thread inside the block.
+
+    The native projection streams the CT through cache-sized blocks: memory-bound work that one core does in
+    ~40 ms for a 512 × 512 × 133 CT, while a thread-pool barrier per operation costs milliseconds as soon as the
+    cores are shared with other processes (measured: 0.04 s of CPU on one thread against 0.7-1.4 s on two).
+    """
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _chunks(shape: tuple[int, ...], max_voxels: int) -> list[tuple[slice, slice, slice]]:

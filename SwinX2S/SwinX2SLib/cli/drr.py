@@ -6,7 +6,8 @@ Example::
 
 writes ``coronal.nii.gz`` and ``sagittal.nii.gz`` (2-D, pixel spacing in mm, display orientation: superior at the
 top, AP with the patient's right on the left, lateral with anterior on the left), PNG previews, and
-``geometry.json`` (source and detector of every image, LPS mm). With ``--views N`` the extra images of each
+``geometry.json`` (source and detector of every image in LPS mm, and under ``display`` the placement of the
+written display-oriented file). With ``--views N`` the extra images of each
 N-view group are ``coronal_<angle>deg.nii.gz`` / ``sagittal_<angle>deg.nii.gz``.
 """
 
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
     import SimpleITK as sitk
+    import torch
     from PIL import Image
 
     from SwinX2SLib import drr
@@ -71,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     sdd = drr.DEFAULT_SDD_MM if args.sdd is None else args.sdd
     if args.geometry == "perspective" and not 0 < sid < sdd:
         raise InputError("--sid/--sdd", f"need 0 < source-to-isocentre ({sid}) < source-to-detector ({sdd}) mm")
+    if str(args.device).startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device", f"{args.device} requested but no CUDA device is available (use --device cpu)")
     reporter = reporter_from_args(args)
     out_dir = prepare_output_dir(args.output)
     reporter.update("read", 0.0, f"reading {args.ct}")

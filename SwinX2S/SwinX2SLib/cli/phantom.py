@@ -26,10 +26,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same phantom; default 0)")
-    p.add_argument("--shape", type=int, nargs=3, default=None, metavar=("X", "Y", "Z"),
-                   help="grid size (default 128 128 160)")  # fmt: skip
-    p.add_argument("--spacing", type=float, default=None, metavar="MM",
-                   help="isotropic voxel size; default: the field of view spans the Z axis (about 3.5-6.5 mm)")
+    p.add_argument(
+        "--shape", type=int, nargs=3, default=None, metavar=("X", "Y", "Z"), help="grid size (default 128 128 160)"
+    )
+    p.add_argument(
+        "--spacing",
+        type=float,
+        default=None,
+        metavar="MM",
+        help="isotropic voxel size; default: the field of view spans the Z axis (about 3.5-6.5 mm)",
+    )
     add_overwrite_argument(p)
     add_progress_argument(p)
     p.set_defaults(func=run)
@@ -41,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from SwinX2SLib.conventions import DEFAULT_GRID_SHAPE
-    from SwinX2SLib.errors import InputError
+    from SwinX2SLib.errors import InputError, OutputError
     from SwinX2SLib.io import atomic_write, prepare_output_dir
     from SwinX2SLib.phantom import make_phantom
 
@@ -53,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     reporter = reporter_from_args(args)
     out_dir = prepare_output_dir(args.output)
     overview_path = out_dir / "overview.png"
+    existing = [n for n in ("ct.nii.gz", "labels.nii.gz", "truth.json", "overview.png") if (out_dir / n).exists()]
+    if existing and not args.overwrite:
+        raise OutputError(f"{out_dir / existing[0]}: already exists (use --overwrite to replace it)")
     reporter.update("build", 0.0, f"phantom seed {args.seed}, grid {list(shape)}")
     phantom = make_phantom(seed=args.seed, shape=shape, spacing_mm=args.spacing)
     reporter.update("write", 0.6, f"writing to {out_dir}")

@@ -98,9 +98,11 @@ def measure(labels_xyz: np.ndarray, geometry: ModelGrid | np.ndarray) -> dict:
 
 def measure_volume(volume: LabelVolume) -> dict:
     """:func:`measure` on an already wrapped :class:`LabelVolume`."""
+    femurs = {side: measure_femur(volume, side) for side in FEMUR_IDS}
+    joints = {side[0].upper(): np.asarray(f["head_center_ras"]) for side, f in femurs.items() if is_measured(f)}
     return {
-        "femur": {side: measure_femur(volume, side) for side in FEMUR_IDS},
-        "pelvis": measure_pelvis(volume),
+        "femur": femurs,
+        "pelvis": measure_pelvis(volume, joints),
         "vertebrae": measure_vertebrae(volume, VERTEBRA_IDS),
         "ribs": measure_ribs(volume, RIB_IDS),
         "geometry": {"shape": list(volume.shape), "spacing_mm": volume.spacing.tolist()},

@@ -178,7 +178,7 @@ class LabelVolume:
         self.shape: tuple[int, int, int] = tuple(int(s) for s in self.labels.shape)
         self.spacing = np.linalg.norm(affine_ras[:3, :3], axis=0)
         self.voxel_volume_mm3 = float(abs(np.linalg.det(affine_ras[:3, :3])))
-        self._slices = ndimage.find_objects(self.labels.astype(np.int32, copy=False))
+        self._slices = ndimage.find_objects(self.labels)
 
     def to_ras(self, ijk: np.ndarray) -> np.ndarray:
         """Voxel indices (fractional allowed) ``(..., 3)`` -> RAS mm ``(..., 3)``."""

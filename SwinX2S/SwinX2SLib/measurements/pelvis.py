@@ -9,8 +9,10 @@ until they agree. Deterministic, on the hip bones' voxel-face surface points in 
    (pubic tubercle) = most anterior point of the lower part.
 3. New frame: anterior axis = normal of the plane through both ASIS and the midpoint of both PT; right axis =
    ASIS_L -> ASIS_R made orthogonal to it; superior = right x anterior. Repeat 2-3 until the landmarks stop changing.
-4. In the final frame: **PSIS** = most posterior point of the upper part; **IS** (ischial spine) = most medial point
-   of the lower part behind the centroid and above the PT (below lie the ischial tuberosity and ischiopubic ramus).
+4. In the final frame: **PSIS** = most posterior point of the upper part; **IS** (ischial spine) = extreme point in
+   the medial-posterior direction (45 degrees) behind the centroid, below the centroid and the hip joint centre
+   (femoral head centre, when the femur was measured) and at most 15 mm below the PT (higher lies the ilium, lower
+   the ischial tuberosity and ramus).
 
 A landmark on a face of the label map's field of view is not measurable (truncated); with one hip bone missing the
 other side is measured in the patient frame and the APP is not measurable.
@@ -29,13 +31,16 @@ LANDMARKS = ("ASIS_L", "ASIS_R", "PSIS_L", "PSIS_R", "PT_L", "PT_R", "IS_L", "IS
 #: Medial direction in the (right, anterior, superior) frame for each side.
 _MEDIAL_SIGN = {"L": 1.0, "R": -1.0}
 _MAX_ITERATIONS = 20
+IS_BELOW_PT_MM = 15.0
 
 
-def measure_pelvis(volume: LabelVolume) -> dict:
+def measure_pelvis(volume: LabelVolume, hip_centers: dict[str, np.ndarray] | None = None) -> dict:
     """Measure the pelvic landmarks.
 
     Args:
         volume: the label map with its geometry.
+        hip_centers: femoral head centres (RAS) by side ``"L"`` / ``"R"`` where known: the ischial spine is then
+            searched below the hip joint centre rather than below the hip bone's centroid.
 
     Returns:
         ``{"landmarks_ras": {name: [r, a, s] | not_measurable}, "app": {"origin_ras", "right_ras", "anterior_ras",
@@ -66,7 +71,8 @@ def measure_pelvis(volume: LabelVolume) -> dict:
         landmarks = new
         frame = _app_frame(landmarks, frame)
     for side, points in hips.items():
-        landmarks |= _posterior_landmarks(points, frame, side, landmarks[f"PT_{side}"])
+        joint = (hip_centers or {}).get(side)
+        landmarks |= _posterior_landmarks(points, frame, side, landmarks[f"PT_{side}"], joint)
     result: dict[str, object] = {}
     for name in LANDMARKS:
         side = name[-1]
@@ -105,17 +111,20 @@ def _anterior_landmarks(points: np.ndarray, frame: np.ndarray, side: str) -> dic
 
 
 def _posterior_landmarks(
-    points: np.ndarray, frame: np.ndarray, side: str, landmarks_pt: np.ndarray
+    points: np.ndarray, frame: np.ndarray, side: str, landmarks_pt: np.ndarray, joint: np.ndarray | None
 ) -> dict[str, np.ndarray]:
-    """PSIS (most posterior point above the centroid) and IS (most medial point behind the centroid, between the
-    heights of the pubic tubercle and the centroid: below are the ischial tuberosity and the ischiopubic ramus)."""
+    """PSIS (most posterior point above the centroid) and IS (extreme point towards medial-posterior behind the
+    centroid, between the
+    height of the centroid or of the hip joint centre, whichever is lower, and ``IS_BELOW_PT_MM`` below the pubic
+    tubercle: higher lies the ilium, lower the ischial tuberosity and the ischiopubic ramus)."""
     q, centre = _split(points, frame)
     upper = q[:, 2] > centre[2]
     psis = points[upper][np.argmin(q[upper, 1])]
-    pt_height = (frame @ landmarks_pt)[2]
-    lower_back = ~upper & (q[:, 2] > pt_height) & (q[:, 1] < centre[1])
-    medial = _MEDIAL_SIGN[side] * q[lower_back, 0]
-    ischial_spine = points[lower_back][np.argmax(medial)]
+    floor = (frame @ landmarks_pt)[2] - IS_BELOW_PT_MM
+    ceiling = centre[2] if joint is None else min(centre[2], (frame @ joint)[2])
+    lower_back = (q[:, 2] < ceiling) & (q[:, 2] > floor) & (q[:, 1] < centre[1])
+    medial_posterior = _MEDIAL_SIGN[side] * q[lower_back, 0] - q[lower_back, 1]
+    ischial_spine = points[lower_back][np.argmax(medial_posterior)]
     return {f"PSIS_{side}": psis, f"IS_{side}": ischial_spine}
 
 

@@ -8,9 +8,9 @@ scipy/scikit-image building blocks, in RAS millimetres:
 2. The skeleton voxels become a graph (26-neighbourhood, edge weight = physical distance); its longest path is found
    with two Dijkstra sweeps (``scipy.sparse.csgraph``) on the largest skeleton component.
 3. The path is resampled every half voxel and smoothed with a Gaussian (sigma 2 mm or one voxel), then twice moved to
-   the centroids of the rib's cross-sections (one voxel thick slabs across the curve; thinning a flat rib leaves a
-   medial sheet, on which the longest path wanders) and smoothed again; each end is extended along its tangent to
-   the rib's surface (thinning stops about one rib radius short of the ends).
+   the centroids of the rib's cross-sections (one voxel thick slabs across the curve every 2 mm; thinning a flat rib
+   leaves a medial sheet, on which the longest path wanders) and smoothed again; each end is extended along its
+   tangent to the rib's surface (thinning stops about one rib radius short of the ends).
 4. The curve is resampled to :data:`N_POINTS` points equally spaced in arc length.
 
 Length = arc length of that curve; curvature = turning angle of its unit tangent per arc length over a 10 mm
@@ -33,6 +33,7 @@ __all__ = ["N_POINTS", "centerline", "measure_ribs", "resample"]
 
 N_POINTS = 100
 SECTION_RADIUS_MM = 15.0
+SECTION_STEP_MM = 2.0
 CURVATURE_BASELINE_MM = 10.0
 _HALF_NEIGHBOURS = np.array(
     [(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1) if (i, j, k) > (0, 0, 0)]
@@ -100,12 +101,13 @@ def centerline(structure: Structure, n_points: int = N_POINTS) -> np.ndarray | N
     if len(idx) < 3:
         return None
     path = idx[_longest_path(idx, structure.volume.affine[:3, :3])]
-    spacing = float(structure.volume.spacing.min())
     dense = _smooth(structure.volume.to_ras(path + structure.offset), structure)
     voxels = structure.points()
     tree = cKDTree(voxels)
+    step = max(SECTION_STEP_MM, float(structure.volume.spacing.max()))
+    thickness = float(structure.volume.spacing.min())
     for _ in range(2):  # thinning leaves a medial sheet in flat ribs: move to the cross-sections' centroids
-        dense = _smooth(_section_centroids(dense, voxels, tree, spacing), structure)
+        dense = _smooth(_section_centroids(_resample_step(dense, step), voxels, tree, thickness), structure)
     dense = _extend_to_surface(dense, structure)
     return resample(dense, n_points)
 
@@ -120,20 +122,19 @@ def _smooth(curve: np.ndarray, structure: Structure) -> np.ndarray:
     return dense
 
 
-def _section_centroids(curve: np.ndarray, voxels: np.ndarray, tree: cKDTree, spacing: float) -> np.ndarray:
-    """Each point of ``curve`` moved to the centroid of the voxels in the slab across the curve through it
-    (slab one voxel thick, within :data:`SECTION_RADIUS_MM`); points whose slab is empty stay."""
+def _section_centroids(curve: np.ndarray, voxels: np.ndarray, tree: cKDTree, thickness: float) -> np.ndarray:
+    """Each point of ``curve`` ``(N, 3)`` moved to the centroid of the voxels ``(M, 3)`` in the slab of ``thickness``
+    across the curve through it (within :data:`SECTION_RADIUS_MM`), along the slab only; points whose slab is empty
+    stay."""
     tangents = np.gradient(curve, axis=0)
     tangents /= np.maximum(np.linalg.norm(tangents, axis=1, keepdims=True), 1e-9)
     out = curve.copy()
     for i, near in enumerate(tree.query_ball_point(curve, SECTION_RADIUS_MM)):
-        if not near:
-            continue
         rel = voxels[near] - curve[i]
-        in_slab = np.abs(rel @ tangents[i]) <= 0.5 * spacing + 1e-6
-        if np.any(in_slab):
-            section = rel[in_slab]
-            out[i] = curve[i] + section.mean(axis=0) - (section.mean(axis=0) @ tangents[i]) * tangents[i]
+        section = rel[np.abs(rel @ tangents[i]) <= thickness / 2]
+        if len(section):
+            shift = section.mean(axis=0)
+            out[i] += shift - (shift @ tangents[i]) * tangents[i]
     return out
 
 

@@ -13,14 +13,15 @@ For each vertebra (largest connected component of its label):
    columns; each column gives the superior and inferior endplate heights. Anterior / posterior body height = the
    tallest column within the anterior / posterior fifth of the body (at least 3 mm; the outermost column is
    shortened by the rounded rim); superior / inferior endplate depth = distance between the endplate's first and
-   last column; endplate width = largest left-right extent of the body.
-4. **Spinous process**: tip = most posterior voxel of the mid-sagittal slab; base = posterior border of the canal
-   on that plane. Length = |tip - base|; angle = inclination of base -> tip below the posterior axis (positive when
+   last column; endplate width = left-right extent of the body within 3 mm of its superior endplate.
+4. **Spinous process**: base = posterior border of the canal on the mid-sagittal plane (at the laminae's height);
+   tip = the voxel of the mid-sagittal slab behind the canal farthest from the base. Length = |tip - base|; angle = inclination of base -> tip below the posterior axis (positive when
    the tip points caudally; the published pipeline reports 180 deg minus the angle to the superior endplate line).
 
 Extents are voxel-centre extents plus one voxel footprint along the measured direction. Vertebrae that are absent,
 too small, truncated by the field of view, split into several large pieces, or taller than 1.5 times their depth
-(fused pair / merged labels) are not measurable; C1 has no body, so only its canal is measured.
+(fused pair / merged labels) are not measurable; C1 has no body, so only its canal is measured, and the height of
+the C2 body (which carries the dens) is not reported.
 """
 
 from __future__ import annotations
@@ -130,15 +131,21 @@ def _measure_one(volume: LabelVolume, name: str, label: int, cranial: np.ndarray
         reason = "C1 has no vertebral body"
         return result | {k: not_measurable(reason) for k in (*_BODY_PARAMETERS, *_POSTERIOR_PARAMETERS)}
     mid = np.abs(x - np.median(x[in_body])) < max(SLAB_HALF_MM, 0.5 * volume.footprint_mm(right))
-    body = _body_profile(u[in_body & mid], w[in_body & mid], anterior, superior, volume)
-    body["endplate_width_mm"] = float(np.ptp(x[in_body]) + volume.footprint_mm(right))
+    body, (edge_u, edge_w) = _body_profile(u[in_body & mid], w[in_body & mid], anterior, superior, volume)
+    # endplate width: left-right extent of the body within a band under the superior endplate (mid-sagittal edge)
+    band = max(BAND_MM, volume.footprint_mm(superior))
+    near_endplate = in_body & (w >= np.interp(u, edge_u, edge_w) - band)
+    body["endplate_width_mm"] = float(np.ptp(x[near_endplate]) + volume.footprint_mm(right))
     height = (body["anterior_body_height_mm"] + body["posterior_body_height_mm"]) / 2
     depth = (body["superior_endplate_depth_mm"] + body["inferior_endplate_depth_mm"]) / 2
     if label > 2 and height > MAX_HEIGHT_TO_DEPTH * depth:
         reason = f"{name} body is {height / depth:.1f} times taller than deep (fused or merged vertebrae?)"
         return {"body_center_ras": result["body_center_ras"]} | {k: not_measurable(reason) for k in VERTEBRA_PARAMETERS}
+    if label == 2:
+        reason = "the C2 body carries the dens: its height is not a vertebral body height"
+        body |= {k: not_measurable(reason) for k in ("anterior_body_height_mm", "posterior_body_height_mm")}
     result |= body
-    result |= _spinous_process(u[mid], w[mid], canal, anterior, superior)
+    result |= _spinous_process(u[mid], w[mid], canal)
     return result
 
 
@@ -178,8 +185,9 @@ def _canal(points: np.ndarray, centre: np.ndarray, right: np.ndarray, anterior: 
 
 
 def _body_profile(u: np.ndarray, w: np.ndarray, anterior: np.ndarray, superior: np.ndarray,
-                  volume: LabelVolume) -> dict[str, float]:
-    """Heights and endplate depths from the body's mid-sagittal voxels (``u`` anterior, ``w`` superior, mm)."""
+                  volume: LabelVolume) -> tuple[dict[str, float], tuple[np.ndarray, np.ndarray]]:
+    """Heights and endplate depths from the body's mid-sagittal voxels (``u`` anterior, ``w`` superior, mm), and the
+    superior edge ``(column positions, heights)`` of that profile."""
     step = volume.footprint_mm(anterior)
     foot_w = volume.footprint_mm(superior)
     columns = np.round((u - u.min()) / step).astype(int)
@@ -204,20 +212,20 @@ def _body_profile(u: np.ndarray, w: np.ndarray, anterior: np.ndarray, superior: 
         "posterior_body_height_mm": float(heights[back].max()),
         "superior_endplate_depth_mm": chord(top),
         "inferior_endplate_depth_mm": chord(bottom),
-    }
+    }, (pos, top[cols])
 
 
-def _spinous_process(u: np.ndarray, w: np.ndarray, canal: dict, anterior: np.ndarray,
-                     superior: np.ndarray) -> dict[str, object]:
-    """Spinous process length and angle from the mid-sagittal voxels behind the canal."""
+def _spinous_process(u: np.ndarray, w: np.ndarray, canal: dict) -> dict[str, object]:
+    """Spinous process length and angle from the mid-sagittal voxels behind the canal (``u`` anterior, ``w``
+    superior, mm): base = posterior canal border at the height of the laminae, tip = the voxel farthest from it."""
     behind = u < canal["posterior_edge"]
     if np.count_nonzero(behind) < 3:
         reason = "no posterior elements behind the canal on the mid-sagittal plane"
         return {k: not_measurable(reason) for k in _POSTERIOR_PARAMETERS}
-    tip = np.argmin(np.where(behind, u, np.inf))
     near = behind & (u > canal["posterior_edge"] - BAND_MM)
     base = np.array([canal["posterior_edge"], float(np.mean(w[near])) if np.any(near) else float(np.mean(w[behind]))])
-    vec = np.array([u[tip], w[tip]]) - base
+    offsets = np.stack([u[behind], w[behind]], axis=1) - base
+    vec = offsets[np.argmax(np.einsum("ij,ij->i", offsets, offsets))]
     return {
         "spinous_process_length_mm": float(np.hypot(*vec)),
         "spinous_process_angle_deg": float(np.degrees(np.arctan2(-vec[1], -vec[0]))),

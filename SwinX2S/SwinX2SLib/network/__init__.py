@@ -12,6 +12,7 @@ Public API::
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from .registry import (
@@ -25,7 +26,8 @@ from .registry import (
 )
 
 if TYPE_CHECKING:
-    from .swin_x2s import SwinX2S, check_img_size, predict_labels
+    from .inference import predict_labels
+    from .swin_x2s import SwinX2S, check_img_size
 
 __all__ = [
     "DEFAULT_IMG_SIZE",
@@ -40,12 +42,10 @@ __all__ = [
     "variant_name",
 ]
 
-_LAZY = {"SwinX2S", "check_img_size", "predict_labels"}
+_LAZY = {"SwinX2S": "swin_x2s", "check_img_size": "swin_x2s", "predict_labels": "inference"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from . import swin_x2s
-
-        return getattr(swin_x2s, name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,16 +10,14 @@ Data flow for each view (all weights shared by the two views)::
 
 Coronal images (``[B, N, X, Z]``, projected along Y) gain axis Y; sagittal images (``[B, N, Y, Z]``, projected
 along X) gain axis X (see ``docs/architecture.md``). The prediction is ``argmax(p + q)`` over classes; use
-:func:`predict_labels` for a memory-lean inference path.
+:func:`SwinX2SLib.network.predict_labels` for a memory-lean inference path.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .blocks import output_block, residual_block, up_block
@@ -28,7 +26,7 @@ from .dimension_expansion import DimensionExpansion
 from .registry import VariantConfig
 from .swin_encoder import SwinEncoder2D
 
-__all__ = ["SwinX2S", "check_img_size", "predict_labels"]
+__all__ = ["SwinX2S", "check_img_size"]
 
 _LEVELS = 6
 _REDUCTION = 2 ** (_LEVELS - 1)
@@ -188,43 +186,3 @@ def check_img_size(img_size: Sequence[int]) -> tuple[int, int, int]:
             f"img_size {size}: at least one axis must exceed 32 (instance norm needs a bottleneck > 1 voxel)."
         )
     return size
-
-
-def predict_labels(
-    model: SwinX2S,
-    coronal: torch.Tensor,
-    sagittal: torch.Tensor,
-    chunk_size: int = 8,
-    autocast_dtype: torch.dtype | None = None,
-) -> torch.Tensor:
-    """Label volume ``argmax(p + q)`` computed without materialising the full ``[B, C, X, Y, Z]`` logits.
-
-    Runs in inference mode (the model must be in eval mode for published behaviour); the full-resolution skip of a
-    view is only computed when that view is decoded; the 1x1x1 head is applied slab by slab (``chunk_size`` planes
-    along X) to both decoded views, and the argmax of ``p + q`` is taken per slab.
-
-    Args:
-        model: a :class:`SwinX2S`.
-        coronal: ``[B, N, X, Z]`` on the model's device.
-        sagittal: ``[B, N, Y, Z]`` on the model's device.
-        chunk_size: planes along X per head/argmax slab.
-        autocast_dtype: run under ``torch.autocast`` with this dtype (e.g. ``torch.bfloat16`` on CUDA); the logits
-            are summed in float32.
-
-    Returns:
-        ``[B, X, Y, Z]`` labels, ``torch.uint8`` when the model has at most 256 classes, else ``torch.int64``.
-    """
-    device_type = coronal.device.type
-    amp = torch.autocast(device_type, dtype=autocast_dtype) if autocast_dtype is not None else contextlib.nullcontext()
-    with torch.inference_mode(), amp:
-        decoded = [model.decode(image, view, feats) for image, view, feats in model.encode(coronal, sagittal)]
-        conv = model.head.conv.conv
-        batch, _, size_x, size_y, size_z = decoded[0].shape
-        dtype = torch.uint8 if model.num_classes <= 256 else torch.int64
-        labels = torch.empty((batch, size_x, size_y, size_z), dtype=dtype, device=coronal.device)
-        for start in range(0, size_x, chunk_size):
-            stop = min(start + chunk_size, size_x)
-            p = F.conv3d(decoded[0][:, :, start:stop], conv.weight, conv.bias).float()
-            p += F.conv3d(decoded[1][:, :, start:stop], conv.weight, conv.bias).float()
-            labels[:, start:stop] = p.argmax(1)
-    return labels

@@ -60,6 +60,9 @@ class PhantomConfig:
         noise_hu: standard deviation of the Gaussian CT noise.
         metal_probability: chance of a metal implant (femoral nail or lumbar screws and rods).
         unlabelled_bones: draw sternum, costal cartilage, clavicles, scapulae and skull (label 0).
+        center_on: catalogue name of a bone to centre the grid on (femur: head centre; hip: acetabulum; sacrum:
+            S1 endplate; vertebra: body centre; rib: middle of its centreline), e.g. for a 1 mm close-up with
+            ``spacing_mm``; None centres the grid on the field of view.
     """
 
     size_range: tuple[float, float] = (0.88, 1.08)
@@ -74,6 +77,7 @@ class PhantomConfig:
     noise_hu: float = 10.0
     metal_probability: float = 0.1
     unlabelled_bones: bool = True
+    center_on: str | None = None
 
 
 @dataclass
@@ -238,8 +242,9 @@ class _Anatomy:
 
         def spine(lordosis: float) -> list:
             cervical = max(0.0, p.kyphosis - (lordosis - self.sacral_slope) + p.cervical_balance)
-            return build_spine(self.pelvis.s1_center, n, k, lordosis, p.kyphosis, cervical, p.scoliosis,
-                               p.has_l6, p.spine_jitter)  # fmt: skip
+            return build_spine(
+                self.pelvis.s1_center, n, k, lordosis, p.kyphosis, cervical, p.scoliosis, p.has_l6, p.spine_jitter
+            )
 
         def sagittal_offset(lordosis: float) -> float:  # C7 plumb line ahead of S1 (mm); falls as lordosis grows
             return float(spine(lordosis)[6].center[1] - s1_back) - p.sagittal_offset * k
@@ -255,18 +260,41 @@ class _Anatomy:
         self.ribs = build_ribs(by, k, p.rib_cage, rng)
         self.femurs: dict[str, Femur] = {
             side: build_femur(
-                f"femur_{side}", by_name(f"femur_{side}").id, sign, self.pelvis.hip_centers[side],
-                p.head_radius[side], p.neck_shaft_angle[side], p.anteversion[side], p.neck_length[side],
-                p.adduction[side], p.flexion[side], k,
-            )  # fmt: skip
+                f"femur_{side}",
+                by_name(f"femur_{side}").id,
+                sign,
+                self.pelvis.hip_centers[side],
+                p.head_radius[side],
+                p.neck_shaft_angle[side],
+                p.anteversion[side],
+                p.neck_length[side],
+                p.adduction[side],
+                p.flexion[side],
+                k,
+            )
             for side, sign in (("left", 1), ("right", -1))
         }
 
     def widen(self, min_radius: float) -> None:
         """Redraw the pelvis with thin parts widened to ``min_radius`` (the geometry and truth are unchanged)."""
         p = self.params
-        self.pelvis = build_pelvis(p.scale, p.pelvic_width, p.pelvic_tilt_deg, p.head_radius, self.densities,
-                                   min_radius)  # fmt: skip
+        self.pelvis = build_pelvis(
+            p.scale, p.pelvic_width, p.pelvic_tilt_deg, p.head_radius, self.densities, min_radius
+        )
+
+    def anchor(self, name: str) -> np.ndarray:
+        """Body-frame point (mm) of the bone ``name`` that :attr:`PhantomConfig.center_on` centres on."""
+        side = name.rsplit("_", 1)[-1]
+        if name.startswith("femur_"):
+            return self.femurs[side].head_center
+        if name.startswith("hip_"):
+            return self.pelvis.hip_centers[side]
+        if name == "sacrum":
+            return self.pelvis.s1_center
+        for bone in (*self.vertebrae, *self.ribs):
+            if bone.name == name:
+                return bone.center if hasattr(bone, "center") else bone.centreline[len(bone.centreline) // 2]
+        raise ValueError(f"center_on: {name!r} is not a bone of this phantom (e.g. 'femur_left', 'vertebrae_L3')")
 
     def top(self) -> float:
         """Body-frame level (mm) of the top of C1."""
@@ -313,7 +341,7 @@ def make_phantom(
     Returns:
         The :class:`Phantom` (ct float32 HU, labels uint8, both ``[x, y, z]``; grid; truth).
     """
-    from ..catalogue import CLASSES
+    from ..catalogue import CLASSES, by_name
 
     cfg = config or PhantomConfig()
     shape = tuple(int(s) for s in shape)
@@ -331,8 +359,11 @@ def make_phantom(
 
     rotation = rotation_about([0.0, 0.0, 1.0], params.rotation_deg)
     translation = np.array([*params.translation_mm, 0.0])
-    spine_a = float(np.median([v.center[1] for v in anatomy.vertebrae]))
-    centre_body = np.array([0.0, spine_a + 50.0 * params.scale, 0.5 * (top + bottom)])
+    if cfg.center_on is None:
+        spine_a = float(np.median([v.center[1] for v in anatomy.vertebrae]))
+        centre_body = np.array([0.0, spine_a + 50.0 * params.scale, 0.5 * (top + bottom)])
+    else:
+        centre_body = anatomy.anchor(cfg.center_on)
     centre_las = rotation @ centre_body + translation
     grid = ModelGrid.centered(centre_las * np.array([1.0, -1.0, 1.0]), spacing * max(shape), shape)
     canvas = Canvas(grid, rotation, translation, HU["air"])
@@ -344,12 +375,16 @@ def make_phantom(
     names = {c.id: c.name for c in CLASSES}
     boxes, truncated = {}, {}
     min_r = 0.9 * spacing
+    vertebrae = [v.structures(anatomy.densities["vertebra"], min_r) for v in anatomy.vertebrae]
     structures = [f.structure(anatomy.densities["femur"], min_r) for f in anatomy.femurs.values()]
     structures += [anatomy.pelvis.hips["left"], anatomy.pelvis.hips["right"], anatomy.pelvis.sacrum]
-    structures += [v.structure(anatomy.densities["vertebra"], min_r) for v in anatomy.vertebrae]
+    structures += [core for core, _ in vertebrae]
     structures += [r.structure(anatomy.densities["rib"], min_r) for r in anatomy.ribs]
+    structures += [processes for _, processes in vertebrae]
     for structure in structures:
-        boxes[structure.label], truncated[structure.label] = canvas.paint(structure)
+        box, cut_off = canvas.paint(structure)
+        boxes[structure.label] = _union(boxes.get(structure.label), box)
+        truncated[structure.label] = truncated.get(structure.label, False) or cut_off
     if cfg.unlabelled_bones:
         for structure in unlabelled_bones(anatomy.vertebrae, ribs_by, habitus, anatomy.densities["other"], min_r):
             canvas.paint(structure)
@@ -387,7 +422,12 @@ def make_phantom(
         },
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
         "structures": {
-            name: {"id": cid, "status": status[name], "voxels": counts.get(cid, 0), "removed_voxels": removed.get(cid, 0)}
+            name: {
+                "id": cid,
+                "status": status[name],
+                "voxels": counts.get(cid, 0),
+                "removed_voxels": removed.get(cid, 0),
+            }
             for cid, name in names.items()
         },
         "femur": writer.femurs(anatomy.femurs),
@@ -408,6 +448,13 @@ def _add_noise(ct: np.ndarray, sigma: float, rng: np.random.Generator) -> None:
         ct[:, :, z] += pool[offset : offset + plane].reshape(ct.shape[0], ct.shape[1], order="F")
 
 
+def _union(a: tuple[slice, ...] | None, b: tuple[slice, ...] | None) -> tuple[slice, ...] | None:
+    """The smallest box holding the voxel boxes ``a`` and ``b`` (either may be None)."""
+    if a is None or b is None:
+        return a or b
+    return tuple(slice(min(x.start, y.start), max(x.stop, y.stop)) for x, y in zip(a, b, strict=True))
+
+
 def _front_label(labels: np.ndarray, axis: int) -> np.ndarray:
     """The label nearest the viewer along ``axis`` (anterior for the coronal view, patient left for the
     sagittal view: the highest index that is labelled), 0 where the ray meets no bone. ``(X|Y, Z)`` uint8."""
@@ -417,24 +464,33 @@ def _front_label(labels: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _keep_largest_components(canvas: Canvas, boxes: dict) -> tuple[dict[int, int], dict[int, int]]:
-    """Make every label one 6-connected component (drop smaller pieces, a safety net for thin parts on coarse
-    grids). Returns the voxel count of each label and the voxels removed from it."""
+    """Make every label one 6-connected component: a safety net for thin parts on coarse grids. Smaller pieces
+    go to the bone they touch most (else to background). Returns the voxel count of each label and the voxels
+    taken from it."""
     from scipy import ndimage
 
-    counts, removed = {}, {}
+    removed = {}
     for label, box in boxes.items():
         if box is None:
             continue
-        mask = canvas.labels[box] == label
+        labels = canvas.labels[box]
+        mask = labels == label
         components, n = ndimage.label(mask)
-        if n > 1:
-            sizes = np.bincount(components.ravel(order="K"))
-            sizes[0] = 0
-            drop = (components != int(np.argmax(sizes))) & mask
-            canvas.labels[box][drop] = 0
-            removed[label] = int(drop.sum())
-            mask &= ~drop
-        counts[label] = int(np.count_nonzero(mask))
+        if n <= 1:
+            continue
+        sizes = np.bincount(components.ravel(order="K"))
+        sizes[0] = 0
+        keep = int(np.argmax(sizes))
+        for piece in range(1, n + 1):
+            if piece == keep:
+                continue
+            voxels = components == piece
+            rim = ndimage.binary_dilation(voxels) & ~voxels
+            around = labels[rim]
+            around = around[(around != 0) & (around != label)]
+            labels[voxels] = np.bincount(around).argmax() if around.size else 0
+        removed[label] = int((mask & (components != keep)).sum())
+    counts = {label: int(np.count_nonzero(canvas.labels[box] == label)) for label, box in boxes.items() if box}
     return counts, removed
 
 

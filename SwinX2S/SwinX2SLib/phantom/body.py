@@ -67,13 +67,15 @@ class _Outline:
 
     def at(self, s: float) -> tuple[float, float, float, float]:
         """Centre ``(l, a)`` and semi-axes ``(half_width, half_depth)`` at level ``s``."""
-        cl, post, ant, hw = (float(np.interp(s, self.s, v)) for v in
-                             (self.centre_l, self.posterior, self.anterior, self.half_width))  # fmt: skip
+        cl, post, ant, hw = (
+            float(np.interp(s, self.s, v)) for v in (self.centre_l, self.posterior, self.anterior, self.half_width)
+        )
         return cl, 0.5 * (post + ant), hw, 0.5 * (ant - post)
 
 
-def _outline(vertebrae: list[Vertebra], ribs: dict[str, Rib], pelvis: Pelvis, femurs: dict[str, Femur],
-             habitus: Habitus) -> _Outline:  # fmt: skip
+def _outline(
+    vertebrae: list[Vertebra], ribs: dict[str, Rib], pelvis: Pelvis, femurs: dict[str, Femur], habitus: Habitus
+) -> _Outline:
     k, g = habitus.scale, habitus.girth
     fat = habitus.fat_mm
     rows = []
@@ -97,13 +99,14 @@ def _outline(vertebrae: list[Vertebra], ribs: dict[str, Rib], pelvis: Pelvis, fe
     asis = max(abs(p["ASIS"][0]) for p in pelvis.landmarks.values())
     rows.append((pelvis.s1_center[2], 0.0, back - 20.0 * k - fat, front + 40.0 * k * g + fat, asis + 25.0 * k + fat))
     rows.append((0.0, 0.0, back - 10.0 * k - fat, front + 25.0 * k * g + fat, gt + 20.0 * k + fat))
-    rows.append((-70.0 * k, 0.0, back + 10.0 * k - fat, front + 15.0 * k + fat, gt + 10.0 * k + fat))
+    rows.append((-45.0 * k, 0.0, back + 5.0 * k - fat, front + 20.0 * k + fat, gt + fat))
+    rows.append((-70.0 * k, 0.0, back + 25.0 * k - fat, front - 5.0 * k + fat, 35.0 * k + fat))  # perineum
     rows.sort()
     return _Outline(*(np.array(c, dtype=np.float64) for c in zip(*rows, strict=True)))
 
 
-def _ellipse(l, a, cl, ca, hw, hd) -> np.ndarray:
-    return ((l - cl) / hw) ** 2 + ((a - ca) / hd) ** 2
+def _ellipse(lat, ant, cl, ca, hw, hd) -> np.ndarray:
+    return ((lat - cl) / hw) ** 2 + ((ant - ca) / hd) ** 2
 
 
 class _SliceWriter:
@@ -215,22 +218,36 @@ def _lungs(l2, a2, s, outline: _Outline, by: dict[str, Vertebra], top, dome, rec
     return lungs & ~central
 
 
-def _organs(by: dict[str, Vertebra], outline: _Outline, pelvis: Pelvis, habitus: Habitus,
-            rng: np.random.Generator) -> list[tuple[Ellipsoid, float]]:  # fmt: skip
+def _organs(
+    by: dict[str, Vertebra], outline: _Outline, pelvis: Pelvis, habitus: Habitus, rng: np.random.Generator
+) -> list[tuple[Ellipsoid, float]]:
     k = habitus.scale
     t8, t11, l1, l3 = by["T8"], by["T11"], by["L1"], by["L3"]
     _, ca8, _, hd8 = outline.at(float(t8.center[2]))
     _, ca11, _, _ = outline.at(float(t11.center[2]))
     organs = [
-        (Ellipsoid(np.array([t8.center[0] + 20 * k, ca8 + 0.3 * hd8, t8.center[2] - 10 * k]), np.array([65, 50, 60]) * k),
-         HU["heart"]),
-        (Ellipsoid(np.array([t11.center[0] - 60 * k, ca11 + 10 * k, t11.center[2]]), np.array([85, 80, 75]) * k),
-         HU["liver"]),
-        (Ellipsoid(np.array([t11.center[0] + 85 * k, ca11 - 20 * k, t11.center[2]]), np.array([40, 35, 55]) * k),
-         HU["spleen"]),
-        (Ellipsoid(np.array([0.0, max(p["PT"][1] for p in pelvis.landmarks.values()) - 35 * k, -5 * k]),
-                   np.array([40, 35, 30]) * k), HU["bladder"]),
-    ]  # fmt: skip
+        (
+            Ellipsoid(
+                np.array([t8.center[0] + 20 * k, ca8 + 0.3 * hd8, t8.center[2] - 10 * k]), np.array([65, 50, 60]) * k
+            ),
+            HU["heart"],
+        ),
+        (
+            Ellipsoid(np.array([t11.center[0] - 60 * k, ca11 + 10 * k, t11.center[2]]), np.array([85, 80, 75]) * k),
+            HU["liver"],
+        ),
+        (
+            Ellipsoid(np.array([t11.center[0] + 85 * k, ca11 - 20 * k, t11.center[2]]), np.array([40, 35, 55]) * k),
+            HU["spleen"],
+        ),
+        (
+            Ellipsoid(
+                np.array([0.0, max(p["PT"][1] for p in pelvis.landmarks.values()) - 35 * k, -5 * k]),
+                np.array([40, 35, 30]) * k,
+            ),
+            HU["bladder"],
+        ),
+    ]
     for side in (1, -1):
         c = l1.center + np.array([side * 55.0, 8.0, -10.0]) * k
         organs.append((Ellipsoid(c, np.array([28, 25, 55]) * k), HU["kidney"]))
@@ -244,8 +261,9 @@ def _organs(by: dict[str, Vertebra], outline: _Outline, pelvis: Pelvis, habitus:
     return organs
 
 
-def unlabelled_bones(vertebrae: list[Vertebra], ribs: dict[str, Rib], habitus: Habitus, density: BoneDensity,
-                     min_radius: float) -> list[Structure]:  # fmt: skip
+def unlabelled_bones(
+    vertebrae: list[Vertebra], ribs: dict[str, Rib], habitus: Habitus, density: BoneDensity, min_radius: float
+) -> list[Structure]:
     """Bones without a class (label 0) that still shape the radiographs: sternum, costal cartilages, clavicles,
     scapulae and the skull vault."""
     k = habitus.scale
@@ -256,8 +274,12 @@ def unlabelled_bones(vertebrae: list[Vertebra], ribs: dict[str, Rib], habitus: H
     top = 0.5 * (ends[("left", 1)][2] + ends[("right", 1)][2]) + 10.0 * k
     bottom = 0.5 * (ends[("left", 7)][2] + ends[("right", 7)][2]) - 20.0 * k
     r = min_radius
-    sternum = Tube(np.array([[mid_l, front - 6 * k, top], [mid_l, front, 0.5 * (top + bottom)], [mid_l, front, bottom]]),
-                   np.maximum(np.array([26.0, 16.0, 12.0]) * k, r), np.maximum(6.0 * k, r), up=np.array([1.0, 0, 0]))
+    sternum = Tube(
+        np.array([[mid_l, front - 6 * k, top], [mid_l, front, 0.5 * (top + bottom)], [mid_l, front, bottom]]),
+        np.maximum(np.array([26.0, 16.0, 12.0]) * k, r),
+        np.maximum(6.0 * k, r),
+        up=np.array([1.0, 0, 0]),
+    )
     cartilage = []
     for (side, n), end in ends.items():
         if n > 10:
@@ -291,9 +313,18 @@ def draw_metal(canvas: Canvas, kind: str, femur: Femur, vertebrae: list[Vertebra
     parts: list[Part] = []
     if kind == "nail":
         k = femur.scale
-        parts.append(Tube(np.array([femur.along_shaft(-35 * k), femur.along_shaft(250 * k)]), 5.5 * k, 5.5 * k,
-                          up=np.array([0.0, 1.0, 0.0])))  # fmt: skip
-        screw = [femur.junction - 10 * k * femur.neck_axis, femur.head_center - 0.4 * femur.head_radius * femur.neck_axis]
+        parts.append(
+            Tube(
+                np.array([femur.along_shaft(-35 * k), femur.along_shaft(250 * k)]),
+                5.5 * k,
+                5.5 * k,
+                up=np.array([0.0, 1.0, 0.0]),
+            )
+        )
+        screw = [
+            femur.junction - 10 * k * femur.neck_axis,
+            femur.head_center - 0.4 * femur.head_radius * femur.neck_axis,
+        ]
         parts.append(Tube(np.array(screw), 4.5 * k, 4.5 * k))
     else:
         by = {v.name: v for v in vertebrae}

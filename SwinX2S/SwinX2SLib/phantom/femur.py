@@ -69,7 +69,9 @@ class Femur:
             Ellipsoid(self.head_center, np.full(3, r)),
             neck,
             shaft,
-            Ellipsoid(self.along_shaft(-16.0 * k) + 14.0 * k * lateral + 6.0 * k * posterior, np.array([13, 17, 21]) * k),
+            Ellipsoid(
+                self.along_shaft(-16.0 * k) + 14.0 * k * lateral + 6.0 * k * posterior, np.array([13, 17, 21]) * k
+            ),
             Ellipsoid(self.along_shaft(32.0 * k) - 14.0 * k * lateral + 10.0 * k * posterior, np.array([8, 8, 10]) * k),
             Ellipsoid(self.along_shaft(length - 10.0 * k), np.array([38.0, 30.0, 26.0]) * k),
         ]
@@ -123,5 +125,16 @@ def build_femur(
     a = np.deg2rad(neck_shaft_angle)
     neck = np.cos(a) * shaft + np.sin(a) * medial
     junction = np.asarray(head_center, dtype=np.float64) - neck_length * neck
-    return Femur(name, label, side, np.asarray(head_center, float), head_radius, neck, shaft, junction,
-                 neck_shaft_angle, 380.0 * scale, scale)  # fmt: skip
+    return Femur(
+        name,
+        label,
+        side,
+        np.asarray(head_center, float),
+        head_radius,
+        neck,
+        shaft,
+        junction,
+        neck_shaft_angle,
+        380.0 * scale,
+        scale,
+    )

@@ -18,7 +18,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .shapes import BoneDensity, Ellipsoid, LocalPart, Part, Structure, Tube, frame_from_axes, smooth_curve, unit
+from .shapes import (
+    BoneDensity,
+    Difference,
+    Ellipsoid,
+    Fan,
+    LocalPart,
+    Part,
+    Structure,
+    Tube,
+    frame_from_axes,
+    smooth_curve,
+    unit,
+)
 
 __all__ = ["LANDMARKS", "Pelvis", "build_pelvis"]
 
@@ -88,30 +100,38 @@ def _hip(
 ) -> tuple[Structure, dict[str, np.ndarray]]:
     def tube(pts, ru, rv, up=(0.0, 0.0, 1.0)) -> Tube:
         return Tube(
-            place.points(pts, side), np.maximum(np.asarray(ru, float) * place.scale, min_radius),
-            np.maximum(np.asarray(rv, float) * place.scale, min_radius), np.asarray(up, float),
-        )  # fmt: skip
+            place.points(pts, side),
+            np.maximum(np.asarray(ru, float) * place.scale, min_radius),
+            np.maximum(np.asarray(rv, float) * place.scale, min_radius),
+            np.asarray(up, float),
+        )
 
     hip = place.point((88, 0, 0), side)
     opening = place.direction((0.70, 0.25, -0.67), side)
-    parts: list[Part] = [Ellipsoid(hip - 0.45 * head_radius * opening, np.full(3, head_radius + 11.0 * place.scale))]
+    cavity = head_radius + _JOINT_SPACE_MM
+    reach = head_radius + 16.0 * place.scale
+    opening_cut = LocalPart(
+        hip,
+        frame_from_axes(opening, [0.0, 0.0, 1.0]),
+        np.array([-reach, -reach, 0.2 * head_radius]),
+        np.array([reach, reach, reach]),
+        lambda p: 0.2 * head_radius - p[2],
+    )
+    mass = Ellipsoid(hip - 0.45 * head_radius * opening, np.full(3, head_radius + 11.0 * place.scale))
+    parts: list[Part] = [Difference(mass, [opening_cut])]
 
     crest = smooth_curve(place.points(_CREST, side), 40)
     k = place.scale
     parts.append(Tube(crest, np.maximum(7.0 * k, min_radius), np.maximum(6.0 * k, min_radius), np.array([0, 0, 1.0])))
-    base = smooth_curve(place.points(((100, 30, 25), (98, -5, 38), (70, -52, 45)), side), 10)
-    tangent = np.gradient(crest, axis=0)
-    for j, idx in enumerate(np.linspace(0, len(crest) - 1, 10).round().astype(int)):
-        gap = np.linalg.norm(np.diff(crest, axis=0), axis=1).sum() / 9
-        top = crest[idx]
-        pts = np.array([base[j], 0.5 * (base[j] + top), top])
-        ru = np.maximum(np.array([9.0 * k, 0.45 * gap, 0.6 * gap]), min_radius)
-        rv = np.maximum(np.array([8.0, 3.0, 4.0]) * k, min_radius)
-        parts.append(Tube(pts, ru, rv, np.tile(tangent[idx], (3, 1))))
+    base = smooth_curve(place.points(((100, 30, 25), (98, -5, 38), (70, -52, 45)), side), 24)
+    top = smooth_curve(place.points(_CREST, side), 24)
+    thickness = np.maximum(np.array([12.0, 3.0, 5.0]) * k, 2.0 * min_radius)
+    parts.append(Fan(base, top, place.point((40, -10, 60), side), place.direction((0, 0, 1)), thickness))
     parts += [
         tube(((118, 45, 58), (104, 40, 24), (96, 30, 8)), (6, 6, 8), (6, 6, 8)),  # anterior border, AIIS
         tube(((48, -96, 68), (58, -86, 38), (72, -55, 35)), (7, 8, 9), (7, 8, 9)),  # posterior border, PIIS
         tube(((52, -62, 98), (50, -70, 52)), (9, 9), (9, 9)),  # auricular part
+        tube(((52, -64, 80), (58, -35, 50), (60, -5, 32), (56, 25, 5), (45, 40, -18)), 5, 4),  # pelvic brim
         tube(((82, 24, -10), (40, 42, -22), (6, 48, -30)), (9, 8, 8), (7, 7, 7)),  # superior pubic ramus
         tube(((6, 48, -22), (8, 44, -52)), (9, 9), (6, 6), up=(0, 1, 0)),  # symphyseal body
         tube(((8, 44, -52), (30, 15, -68), (56, -22, -66)), (7, 6, 7), (6, 5, 6)),  # inferior rami
@@ -135,19 +155,13 @@ def _hip(
         _bump(landmarks["PT"], pt_dir, 4.5 * k, min_radius),
         _tip_tube(
             np.array([place.point((74, -30, -14), side), landmarks["IS"]]),
-            np.array([7.0, 3.0]) * k, np.array([5.0, 2.5]) * k, np.array([0.0, 0.0, 1.0]), min_radius,
-        ),  # fmt: skip
+            np.array([7.0, 3.0]) * k,
+            np.array([5.0, 2.5]) * k,
+            np.array([0.0, 0.0, 1.0]),
+            min_radius,
+        ),
     ]
-    cavity = head_radius + _JOINT_SPACE_MM
-    reach = head_radius + 16.0 * k
-    opening_cut = LocalPart(
-        hip,
-        frame_from_axes(opening, [0.0, 0.0, 1.0]),
-        np.array([-reach, -reach, 0.2 * head_radius]),
-        np.array([reach, reach, reach]),
-        lambda p: 0.2 * head_radius - p[2],
-    )
-    cuts: list[Part] = [Ellipsoid(hip, np.full(3, cavity)), opening_cut]
+    cuts: list[Part] = [Ellipsoid(hip, np.full(3, cavity))]
     return Structure(label, parts, density, cuts=cuts), landmarks
 
 

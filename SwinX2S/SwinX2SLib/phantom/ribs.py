@@ -48,7 +48,11 @@ class Rib:
             np.maximum(self.thickness, min_radius),
             up=np.array([0.0, 0.0, 1.0]),
         )
-        return Structure(self.label, [tube], density)
+        return Structure(
+            self.label,
+            [tube],
+            density,
+        )
 
     def length(self) -> float:
         """Length of the centreline (mm)."""

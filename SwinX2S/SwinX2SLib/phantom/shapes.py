@@ -23,7 +23,9 @@ from ..conventions import ModelGrid
 __all__ = [
     "BoneDensity",
     "Canvas",
+    "Difference",
     "Ellipsoid",
+    "Fan",
     "LocalPart",
     "Part",
     "Points",
@@ -88,9 +90,7 @@ def smooth_curve(control: np.ndarray, samples: int) -> np.ndarray:
     seg = np.minimum(t.astype(int), len(control) - 2)
     u = (t - seg)[:, None]
     p0, p1, p2, p3 = (padded[seg + k] for k in range(4))
-    return 0.5 * (
-        2 * p1 + (p2 - p0) * u + (2 * p0 - 5 * p1 + 4 * p2 - p3) * u**2 + (3 * p1 - p0 - 3 * p2 + p3) * u**3
-    )
+    return 0.5 * (2 * p1 + (p2 - p0) * u + (2 * p0 - 5 * p1 + 4 * p2 - p3) * u**2 + (3 * p1 - p0 - 3 * p2 + p3) * u**3)
 
 
 def _to_local(points: Points, origin: np.ndarray, axes: np.ndarray) -> Points:
@@ -136,6 +136,71 @@ class LocalPart(Part):
 
     def sdf(self, points: Points) -> np.ndarray:
         return self.fn(_to_local(points, self.origin, self.axes))
+
+
+@dataclass
+class Difference(Part):
+    """``part`` minus the union of ``cuts`` (evaluated over the part's box only)."""
+
+    part: Part
+    cuts: list[Part]
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.part.bounds()
+
+    def sdf(self, points: Points) -> np.ndarray:
+        d = self.part.sdf(points)
+        for cut in self.cuts:
+            np.maximum(d, -cut.sdf(points), out=d)
+        return d
+
+
+class Fan(Part):
+    """A sheet ruled between two curves sampled at matching parameters (``base[i]`` to ``top[i]``), e.g. the
+    iliac wing between the body of the ilium and the iliac crest.
+
+    The ruling nearest a point is found from its angle about ``axis`` through ``center`` (the rulings must fan
+    out monotonically about that axis, over less than 180°); the SDF is the distance to that ruling minus half the
+    local thickness.
+
+    Args:
+        base, top: ``(N, 3)`` body-frame curves (mm).
+        center, axis: the fan axis.
+        thickness: sheet thickness (mm) at the base, half-way and at the top (linear in between).
+    """
+
+    def __init__(self, base: np.ndarray, top: np.ndarray, center: np.ndarray, axis: np.ndarray, thickness):
+        self.base = np.asarray(base, dtype=np.float64)
+        self.top = np.asarray(top, dtype=np.float64)
+        self.center = np.asarray(center, dtype=np.float64)
+        self.thickness = np.asarray(thickness, dtype=np.float64)
+        mids = 0.5 * (self.base + self.top) - self.center
+        self.frame = frame_from_axes(axis, mids.mean(axis=0))
+        angle = np.arctan2(mids @ self.frame[:, 0], mids @ self.frame[:, 1])
+        order = np.argsort(angle)
+        if not (np.array_equal(order, np.arange(len(angle))) or np.array_equal(order, np.arange(len(angle))[::-1])):
+            raise ValueError("fan rulings must turn monotonically about the fan axis")
+        self.angle, self.index = angle[order], order.astype(np.float64)
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        both = np.vstack([self.base, self.top])
+        t = self.thickness.max()
+        return both.min(axis=0) - t, both.max(axis=0) + t
+
+    def sdf(self, points: Points) -> np.ndarray:
+        x0, x1, _ = _to_local(points, self.center, self.frame)
+        idx = np.interp(np.arctan2(x0, x1), self.angle, self.index).astype(np.float32)
+        knots = np.arange(len(self.base), dtype=np.float32)
+        pb, bc = [], []
+        for c in range(3):
+            b = np.interp(idx, knots, self.base[:, c].astype(np.float32))
+            pb.append(points[c] - b)
+            bc.append(np.interp(idx, knots, self.top[:, c].astype(np.float32)) - b)
+        w = np.clip((pb[0] * bc[0] + pb[1] * bc[1] + pb[2] * bc[2]) / (bc[0] ** 2 + bc[1] ** 2 + bc[2] ** 2), 0, 1)
+        dist = np.sqrt(sum((pb[c] - w * bc[c]) ** 2 for c in range(3)))
+        t0, t1, t2 = (np.float32(t / 2) for t in self.thickness)
+        half = np.where(w < 0.5, t0 + (t1 - t0) * 2 * w, t1 + (t2 - t1) * (2 * w - 1))
+        return dist - half
 
 
 @dataclass
@@ -239,13 +304,15 @@ class BoneDensity:
 
 @dataclass
 class Structure:
-    """A labelled bone: the union of ``parts`` minus the union of ``cuts``; ``marrow`` parts only change HU."""
+    """A labelled bone: the union of ``parts`` minus the union of ``cuts``; ``marrow`` parts only change HU.
+    Voxels already owned by another bone stay theirs, except those of the labels in ``overwrite``."""
 
     label: int
     parts: list[Part]
     density: BoneDensity
     cuts: list[Part] = field(default_factory=list)
     marrow: list[Part] = field(default_factory=list)
+    overwrite: tuple[int, ...] = ()
 
     def pieces(self) -> list[Part]:
         """Parts split into their smallest independently bounded pieces (tube segments)."""
@@ -344,7 +411,10 @@ class Canvas:
             np.maximum(d, -self._evaluate(structure.cuts, box), out=d)
         labels = self.labels[box]
         ct = self.ct[box]
-        inside = (d < 0) & (labels == 0)
+        free = labels == 0
+        for label in structure.overwrite:
+            free |= labels == label
+        inside = (d < 0) & free
         dens = structure.density
         shell = max(dens.cortex_mm, 0.5 * self.grid.spacing)
         shell_hu = dens.cancellous_hu + (dens.cortical_hu - dens.cancellous_hu) * min(1.0, dens.cortex_mm / shell)
@@ -356,12 +426,13 @@ class Canvas:
         return box, self._touches_clipped_face(inside, box, lo, hi)
 
     def _touches_clipped_face(self, inside: np.ndarray, box: tuple[slice, ...], lo: np.ndarray, hi: np.ndarray):
+        """Whether ``inside`` (the drawn voxels of ``box``) reaches a grid face where the bone's box was clipped."""
         idx = self.body_to_index(_box_corners(lo, hi))
         for axis in range(3):
-            if idx[:, axis].min() < box[axis].start - 0.5 and box[axis].start == 0:
-                if np.take(inside, 0, axis=axis).any():
-                    return True
-            if idx[:, axis].max() > box[axis].stop - 0.5 and box[axis].stop == self.grid.shape[axis]:
-                if np.take(inside, -1, axis=axis).any():
-                    return True
+            clipped_low = idx[:, axis].min() < -0.5 and box[axis].start == 0
+            if clipped_low and np.take(inside, 0, axis=axis).any():
+                return True
+            clipped_high = idx[:, axis].max() > self.grid.shape[axis] - 0.5 and box[axis].stop == self.grid.shape[axis]
+            if clipped_high and np.take(inside, -1, axis=axis).any():
+                return True
         return False

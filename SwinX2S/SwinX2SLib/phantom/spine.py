@@ -137,41 +137,61 @@ class Vertebra:
         a = np.deg2rad(self.tp_angle)
         return base + self.tp_length * np.array([side * np.cos(a), -np.sin(a), 0.0])
 
-    def structure(self, density: BoneDensity, min_radius: float) -> Structure:
-        """The vertebra as a drawable :class:`Structure`; radii below ``min_radius`` are widened."""
-        parts: list[Part] = [self._core_part(min_radius)]
+    def structures(self, density: BoneDensity, min_radius: float) -> tuple[Structure, Structure]:
+        """The vertebra as two drawable :class:`Structure` s with its label, radii below ``min_radius`` widened:
+        the core (body, arch, pedicles; C1 lateral masses; C2 dens) and the processes (transverse, articular,
+        spinous). Ribs are drawn between the two so that their necks pass in front of the transverse processes."""
+        core: list[Part] = [self._core_part(min_radius)]
+        processes: list[Part] = []
         r = min_radius
         cc = self.canal_center()
         for side in (1, -1):
             base = cc + np.array([side * (self.canal_width / 2 + self.lamina / 2), 0.0, 0.0])
-            tip = self.transverse_tip(side)
-            parts.append(self._tube([base, tip], [5.0, 3.5], [4.0, 3.0], r))
-            if not self.is_atlas:
-                x = side * (self.canal_width / 2 + self.lamina * 0.3)
-                facet = [[x, cc[1] + 0.1 * self.canal_depth, -0.6 * self.h_post],
-                         [x, cc[1] + 0.1 * self.canal_depth, 0.6 * self.h_post]]  # fmt: skip
-                parts.append(self._tube(facet, [4.5, 4.5], [4.5, 4.5], r))
-        if self.is_atlas:
-            for side in (1, -1):
+            processes.append(self._tube([base, self.transverse_tip(side)], [5.0, 3.5], [4.0, 3.0], r))
+            if self.is_atlas:
                 mass = cc + np.array([side * (self.canal_width / 2 + 2.0), 0.2 * self.canal_depth, 0.0])
-                parts.append(self._tube([mass - [0, 6, 0], mass + [0, 6, 0]], [6.0, 6.0], [7.0, 7.0], r))
-        else:
+                ends = [mass - np.array([0.0, 6.0, 0.0]), mass + np.array([0.0, 6.0, 0.0])]
+                core.append(self._tube(ends, [6.0, 6.0], [7.0, 7.0], r))
+                continue
+            pedicle = [
+                [side * 0.36 * self.width, -0.3 * self.depth, 0.0],
+                [side * (self.canal_width / 2 + self.lamina / 2), cc[1], 0.0],
+            ]
+            core.append(self._tube(pedicle, [4.5, 4.5], [4.0, 4.0], r, tip=False))
+            x = side * (self.canal_width / 2 + self.lamina * 0.3)
+            facet = [
+                [x, cc[1] + 0.1 * self.canal_depth, -0.6 * self.h_post],
+                [x, cc[1] + 0.1 * self.canal_depth, 0.6 * self.h_post],
+            ]
+            processes.append(self._tube(facet, [4.5, 4.5], [4.5, 4.5], r))
+        if not self.is_atlas:
             base, tip = self.spinous_base_tip()
             height = [max(0.3 * self.h_post, 4.0), max(0.2 * self.h_post, 3.0)]
-            parts.append(self._tube([base, tip], height, [3.5, 2.5], r))
+            processes.append(self._tube([base, tip], height, [3.5, 2.5], r))
         if self.name == "vertebrae_C2":
             top = self.h_center / 2
-            parts.append(self._tube([[0, -1.0, top - 3.0], [0, -1.0, top + 14.0]], [5.0, 4.5], [5.0, 4.5], r))
-        return Structure(self.label, parts, density)
+            core.append(self._tube([[0, -1.0, top - 3.0], [0, -1.0, top + 14.0]], [5.0, 4.5], [5.0, 4.5], r))
+        half = self.canal_width / 2, self.canal_depth / 2
+        reach = max(self.h_ant, self.h_post) + 20.0
+        canal = LocalPart(
+            self.center,
+            self.axes,
+            np.array([-half[0], cc[1] - half[1], -reach]),
+            np.array([half[0], cc[1] + half[1], reach]),
+            lambda p: (np.sqrt((p[0] / half[0]) ** 2 + ((p[1] - cc[1]) / half[1]) ** 2) - 1.0) * min(half),
+        )
+        return Structure(self.label, core, density, cuts=[canal]), Structure(
+            self.label, processes, density, cuts=[canal]
+        )
 
-    def _tube(self, local_points, ru, rv, min_radius: float) -> Tube:
-        """A tube given in local coordinates whose far end (last point) is the bony tip: the end-cap centre is
-        pulled back by its radius so that the bone ends exactly at the last point."""
+    def _tube(self, local_points, ru, rv, min_radius: float, tip: bool = True) -> Tube:
+        """A tube given in local coordinates. With ``tip``, its far end (last point) is the bony tip: the end-cap
+        centre is pulled back by its radius so that the bone ends exactly at the last point."""
         pts = np.asarray(local_points, dtype=np.float64)
         ru = np.maximum(ru, min_radius)
         rv = np.maximum(rv, min_radius)
-        direction = unit(pts[-1] - pts[-2])
-        pts[-1] = pts[-1] - min(ru[-1], rv[-1]) * direction
+        if tip:
+            pts[-1] = pts[-1] - min(ru[-1], rv[-1]) * unit(pts[-1] - pts[-2])
         return Tube(self.to_body(pts), ru, rv, up=self.axes[:, 2])
 
     def _core_part(self, min_radius: float) -> LocalPart:
@@ -189,8 +209,9 @@ class Vertebra:
         def fn(p: Points) -> np.ndarray:
             u, v, s = p
             inner = ellipse(u, v, 0.0, cc[1], cw / 2, cd / 2)
-            if atlas:
-                outer = ellipse(u, v, 0.0, cc[1] - 1.0, cw / 2 + lam, cd / 2 + 7.0)
+            if atlas:  # anterior arch 6 mm, posterior arch 8 mm (at least two voxels)
+                front, back = max(6.0, 2.0 * min_radius), max(8.0, 2.0 * min_radius)
+                outer = ellipse(u, v, 0.0, cc[1] + (front - back) / 2, cw / 2 + lam, cd / 2 + (front + back) / 2)
                 return np.maximum.reduce([outer, -inner, np.abs(s) - h_arch / 2])
             outer = ellipse(u, v, 0.0, cc[1], cw / 2 + lam, cd / 2 + lam)
             ring = np.maximum.reduce([outer, -inner, np.abs(s) - h_arch / 2, v - (-d / 2 + 3.0)])
@@ -206,7 +227,7 @@ class Vertebra:
 
         reach = max(w / 2, cw / 2 + lam) + 2.0
         lo = np.array([-reach, cc[1] - cd / 2 - lam - 8.0, -max(h_ant, h_post, h_arch) / 2 - 2.0])
-        hi = np.array([reach, d / 2 + 2.0, max(h_ant, h_post, h_arch) / 2 + 2.0])
+        hi = np.array([reach, d / 2 + 2.0 * min_radius + 2.0, max(h_ant, h_post, h_arch) / 2 + 2.0])
         return LocalPart(self.center, self.axes, lo, hi, fn)
 
     def truth(self) -> dict:

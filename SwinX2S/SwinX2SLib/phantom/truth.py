@@ -71,7 +71,9 @@ class TruthWriter:
         return out
 
     def pelvis(self, pelvis: Pelvis) -> dict:
-        landmarks = {side: {name: self.point(p) for name, p in marks.items()} for side, marks in pelvis.landmarks.items()}
+        landmarks = {
+            side: {name: self.point(p) for name, p in marks.items()} for side, marks in pelvis.landmarks.items()
+        }
         acetabulum = {
             side: {"center": self.point(c), "cavity_radius": _num(pelvis.cavity_radius[side])}
             for side, c in pelvis.hip_centers.items()

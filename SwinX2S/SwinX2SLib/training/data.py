@@ -283,7 +283,7 @@ class PublishedCases:
         item = self.items[index]
         cor_path, sag_path = (self.root / p for p in item["image"])
         coronal, sagittal, grid = read_published_pair(cor_path, sag_path)
-        label, label_grid = read_published_volume(self.root / item["label"])
+        label, _ = read_published_volume(self.root / item["label"])
         if label.shape != grid.shape:
             raise InputError(self.root / item["label"], f"label grid {label.shape} differs from inputs {grid.shape}")
         label = label.astype(np.int64)
@@ -314,7 +314,8 @@ class CTCases:
         if not found:
             raise InputError(self.root, "no case folders with a ct.nii.gz inside")
         self.names = list(names) if names is not None else found
-        self.convention, self.preset, self.shape, self.views, self.cache = convention, preset, tuple(shape), views, cache
+        self.convention, self.preset, self.shape = convention, preset, tuple(shape)
+        self.views, self.cache = views, cache
 
     def __len__(self) -> int:
         return len(self.names)
@@ -462,7 +463,7 @@ def build_datasets(config: TrainConfig, cache_dir: str | Path) -> tuple[Training
     else:
         every = CTCases(data.root, data.label_convention, data.preset, shape, views, cache)
         order = np.random.default_rng(config.schedule.seed).permutation(len(every))
-        n_val = int(round(len(every) * data.val_fraction)) if len(every) > 1 else 0
+        n_val = round(len(every) * data.val_fraction) if len(every) > 1 else 0
         val_names = [every.names[i] for i in sorted(order[:n_val])]
         train_names = [n for n in every.names if n not in set(val_names)]
         train_src = CTCases(data.root, data.label_convention, data.preset, shape, views, cache, train_names)

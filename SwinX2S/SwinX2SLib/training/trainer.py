@@ -304,6 +304,8 @@ class Trainer:
         self.callback = callback
         self.stop_file = Path(stop_file) if stop_file else self.run_dir / STOP_FILE
         self.command = command
+        self.model: nn.Module | None = None
+        """The (unwrapped) model being trained, available once :meth:`fit` has built it."""
         self._signal_stop = threading.Event()
 
     # ----------------------------------------------------------------------------------------------- public
@@ -336,7 +338,7 @@ class Trainer:
         logger = RunLogger(self.run_dir, enabled=ctx.is_main)
 
         _seed_everything(cfg.schedule.seed)
-        model = self._initial_model(ctx)
+        model = self.model = self._initial_model(ctx)
         optimizer = torch.optim.AdamW(parameter_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
                                       betas=tuple(cfg.optim.betas))
         train_set, val_set = build_datasets(cfg, self.run_dir / "cache")
@@ -345,7 +347,7 @@ class Trainer:
         if per_rank < 1:
             raise InputError(self.run_dir, f"{len(train_set)} training samples cannot feed {ctx.world_size} processes")
         total = cfg.optim.epochs * steps_per_epoch
-        warmup = int(round(cfg.optim.warmup_epochs * steps_per_epoch))
+        warmup = round(cfg.optim.warmup_epochs * steps_per_epoch)
         min_factor = cfg.optim.min_lr / cfg.optim.lr
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup, total, min_factor))
         use_amp = cfg.optim.amp and ctx.device.type == "cuda"
@@ -360,8 +362,9 @@ class Trainer:
         if ctx.distributed:
             net = nn.parallel.DistributedDataParallel(model, device_ids=[ctx.device] if ctx.device.type == "cuda"
                                                       else None)
-        logger.log("start", command=self.command, resume=self.resume, epoch=state["epoch"], step=state["step"], world_size=ctx.world_size,
-                   device=str(ctx.device), steps_per_epoch=steps_per_epoch, epochs=cfg.optim.epochs)
+        logger.log("start", command=self.command, resume=self.resume, epoch=state["epoch"], step=state["step"],
+                   world_size=ctx.world_size, device=str(ctx.device), steps_per_epoch=steps_per_epoch,
+                   epochs=cfg.optim.epochs)
 
         stop_reason = "completed"
         start_time, start_step = time.monotonic(), state["step"]
