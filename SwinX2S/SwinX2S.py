@@ -725,16 +725,32 @@ class SwinX2STest(ScriptedLoadableModuleTest):
         self.assertGreaterEqual(first.GetNumberOfColors(), 55)
 
     def test_ParameterChecks(self):
-        """Reconstruct stays disabled until both X-rays (or a CT) are chosen; arguments follow the mode."""
+        """Reconstruct stays disabled until two different X-rays (or a CT) are chosen; the inputs are written to
+        files and the command line follows the input mode."""
+        import numpy as np
+
         logic = SwinX2SLogic()
         parameters = logic.getParameterNode()
         self.assertFalse(logic.checkInputs(parameters)[0])
-        image = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "ap")
-        image.SetAndObserveImageData(vtk.vtkImageData())
-        parameters.apVolume = image
-        parameters.lateralVolume = image
+        volumes = []
+        for name in ("ap", "lateral"):
+            volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+            slicer.util.updateVolumeFromArray(volume, np.random.default_rng(0).random((1, 40, 30), dtype=np.float32))
+            volume.SetSpacing(0.5, 0.5, 1.0)
+            volumes.append(volume)
+        parameters.apVolume = parameters.lateralVolume = volumes[0]
         self.assertFalse(logic.checkInputs(parameters)[0])
-        parameters.inputMode = INPUT_MODES[1]
-        parameters.ctVolume = image
+        parameters.lateralVolume = volumes[1]
         self.assertTrue(logic.checkInputs(parameters)[0])
-
+        workDir = tempfile.mkdtemp(dir=slicer.app.temporaryPath)
+        try:
+            args = logic.reconstructArguments(parameters, workDir)
+            self.assertEqual(args[:2], ["reconstruct", "--coronal"])
+            for option in ("--coronal", "--sagittal"):
+                self.assertTrue(os.path.isfile(args[args.index(option) + 1]))
+            parameters.inputMode = INPUT_MODES[1]
+            self.assertFalse(logic.checkInputs(parameters)[0])
+            parameters.ctVolume = volumes[0]
+            self.assertIn("--ct", logic.reconstructArguments(parameters, workDir))
+        finally:
+            shutil.rmtree(workDir, ignore_errors=True)

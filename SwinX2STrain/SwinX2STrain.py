@@ -187,8 +187,9 @@ class SwinX2STrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         runDir = self.logic.existingRun(self._parameterNode)
         if runDir is None or not ensureDependencies():
             return
-        slicer_support.clear_stop_request(runDir)
-        self._run(str(runDir), slicer_support.resume_arg_list(runDir))
+        with slicer.util.tryWithErrorDisplay(_("Failed to resume the training."), waitCursor=True):
+            slicer_support.clear_stop_request(runDir)
+            self._run(str(runDir), slicer_support.resume_arg_list(runDir))
 
     def onStopButton(self) -> None:
         if self._runDir:

@@ -178,6 +178,19 @@ def test_cuda_out_of_memory_retries_on_cpu(reconstructor, monkeypatch):
     assert calls == ["cuda", "cpu"] and result.device == "cpu"
 
 
+def test_disagreeing_views_warn(reconstructor, monkeypatch):
+    """Views that are swapped or from different patients make the two branches disagree: the user is told."""
+    from SwinX2SLib.confidence import FusedPrediction
+
+    labels = np.zeros(IMG_SIZE, np.uint8)
+    labels[8:20, 8:20, 10:50] = 20
+    disagreeing = FusedPrediction(labels, np.full(IMG_SIZE, 0.8, np.float32), np.full(IMG_SIZE, 0.3, np.float32))
+    monkeypatch.setattr(reconstructor, "_forward", lambda a, b: disagreeing)
+    with pytest.warns(UserWarning, match="disagree strongly.*AP image"):
+        result = reconstructor.reconstruct(*_pair_inputs(), ModelGrid(IMG_SIZE, 4.0))
+    assert result.segments[0].confidence == pytest.approx(0.2, abs=1e-4)
+
+
 def test_missing_tampered_and_foreign_models(model_dir, tmp_path):
     with pytest.raises(ModelError, match="swinx2s train"):
         Reconstructor(tmp_path / "nothing", device="cpu")
@@ -318,3 +331,21 @@ def test_meshes_are_in_ras_with_outward_normals(tmp_path):
     obj = write_meshes(labels, grid.affine_ras(), tmp_path, "obj")[0]
     assert obj.read_text().startswith("# SPACE=RAS")
 
+
+
+@pytest.mark.slow
+def test_reconstruct_published_s0308_end_to_end(shared_dir, tmp_path):
+    """The published preprocessed pair through a full-size (random-weight) model: geometry of the outputs."""
+    import nibabel as nib
+
+    from SwinX2SLib.conventions import read_published_volume
+
+    folder = tmp_path / "model"
+    save_model_dir(create_model("test"), folder, ModelCard())
+    case = shared_dir / "data/official_samples/TotalSegAll_s0308/Totalsegmentator_all"
+    result = Reconstructor(folder, device="cpu").reconstruct_published(case / "s0308_input_cor.nii.gz",
+                                                                        case / "s0308_input_sag.nii.gz")
+    _, grid = read_published_volume(case / "s0308_label.nii.gz")
+    assert result.grid == grid and result.labels.shape == (128, 128, 160)
+    write_reconstruction(result, tmp_path / "out")
+    np.testing.assert_allclose(nib.load(tmp_path / "out" / "segmentation.nii.gz").affine, grid.affine_ras(), atol=1e-4)

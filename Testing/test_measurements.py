@@ -126,11 +126,12 @@ def _spine(spacing: float = 1.0, fuse: bool = False, bridge: bool = False, tilt_
         rel = p + 16.0 * sup  # centre of the L2-L3 disc
         u, w, x = rel @ ant, rel @ sup, rel @ np.cross(ant, sup)
         parts.append((ID["vertebrae_L2"], ((u / 15.0) ** 2 + (x / 20.0) ** 2 <= 1.0) & (np.abs(w) <= 5.0)))
-    # spinous process tip: most posterior point of the capsule end sphere; base: posterior canal border at w = 0
+    # spinous process base: posterior canal border at w = 0; tip: farthest point of the capsule's end sphere
     start = np.array([-35.0, 0.0])  # (anterior, superior) in the vertebra's mid-sagittal plane
     end = start + 27.0 * np.array([-np.cos(np.radians(30)), -np.sin(np.radians(30))])
-    tip = end + np.array([-3.0, 0.0])
-    vec = tip - np.array([-30.0, 0.0])
+    base = np.array([-30.0, 0.0])
+    tip = end + 3.0 * (end - base) / np.linalg.norm(end - base)  # the voxel farthest from the base
+    vec = tip - base
     truth = VERTEBRA_TRUTH | {"spinous_process_length_mm": float(np.hypot(*vec)),
                               "spinous_process_angle_deg": float(np.degrees(np.arctan2(-vec[1], -vec[0])))}
     return _volume(parts, affine, shape), truth
@@ -260,7 +261,7 @@ def test_any_orientation_gives_the_same_answer():
 
 # ----------------------------------------------------------------------------------------------- whole map
 def test_one_anatomy_only_and_comparison():
-    volume, arc, _ = _rib(spacing=1.5)
+    volume, _, _ = _rib(spacing=1.5)
     m = measure_volume(volume)
     assert all(m["femur"][side]["status"] == "not_measurable" for side in ("left", "right"))
     assert all(v["status"] == "not_measurable" for v in m["pelvis"]["landmarks_ras"].values())
@@ -361,3 +362,70 @@ def test_sitk_round_trip_of_model_grid(official_samples: Path):
     direct = measure(labels, grid)["femur"]
     via_image = measure_volume(label_volume_from_image(sitk_from_array(labels, grid)))["femur"]
     assert direct == via_image
+
+
+# ----------------------------------------------------------------------------------------------- phantoms
+N_PHANTOMS = 20
+PHANTOM_SHAPE_1MM = (330, 250, 900)  # C1 to mid-thigh at 1 mm voxels
+
+
+def _phantom_errors(seed: int) -> dict[str, list[float]]:
+    """Errors of every measured item of one 1 mm phantom against its analytic truth (items present in the FOV)."""
+    from SwinX2SLib.measurements.rib import resample
+    from SwinX2SLib.phantom import PhantomConfig, make_phantom
+
+    phantom = make_phantom(seed, PHANTOM_SHAPE_1MM, 1.0, PhantomConfig(fov_cut_probability=0.0))
+    m, truth = measure(phantom.labels, phantom.grid), phantom.truth
+    errors: dict[str, list[float]] = {}
+
+    def add(key: str, value: float) -> None:
+        errors.setdefault(key, []).append(float(value))
+
+    for side in ("left", "right"):
+        ours, true = m["femur"][side], truth["femur"][side]
+        add("head_radius", ours["head_radius_mm"] - true["head_radius"])
+        if true["status"] == "present":
+            add("neck_shaft_angle", ours["neck_shaft_angle_deg"] - true["neck_shaft_angle"])
+            add("offset", ours["offset_mm"] - true["offset"])
+        for name, point in truth["pelvis"]["landmarks"][side].items():
+            add(name, np.linalg.norm(np.subtract(m["pelvis"]["landmarks_ras"][f"{name}_{side[0].upper()}"], point)))
+    for name, true in truth["vertebrae"].items():
+        if true["status"] == "present" and "anterior_height" in true and name != "vertebrae_C2":
+            ours = m["vertebrae"][name]
+            add("body_height", ours["anterior_body_height_mm"] - true["anterior_height"])
+            add("body_height", ours["posterior_body_height_mm"] - true["posterior_height"])
+    for name, true in truth["ribs"].items():
+        if true["status"] == "present":
+            dense = resample(np.asarray(true["centreline"]), 3000)
+            add("rib_centerline", cKDTree(dense).query(np.asarray(m["ribs"][name]["centerline_ras"]))[0].mean())
+    return errors
+
+
+@pytest.fixture(scope="module")
+def phantom_errors() -> dict[str, np.ndarray]:
+    """Errors over :data:`N_PHANTOMS` seeded 1 mm phantoms (several minutes per phantom on 2 cores)."""
+    pooled: dict[str, list[float]] = {}
+    for seed in range(N_PHANTOMS):
+        for key, values in _phantom_errors(seed).items():
+            pooled.setdefault(key, []).extend(values)
+    return {key: np.abs(values) for key, values in pooled.items()}
+
+
+@pytest.mark.slow
+def test_phantom_accuracy(phantom_errors):
+    """Issue targets that the phantom's geometry supports (max over all phantoms)."""
+    assert phantom_errors["head_radius"].max() < 1.0
+    assert phantom_errors["body_height"].max() < 1.5
+    assert phantom_errors["rib_centerline"].max() < 1.5
+    for name in ("PSIS", "IS"):
+        assert phantom_errors[name].max() < 4.0, name
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="phantom truth differs by construction (docs/measurements.md): its femoral shaft tube "
+                   "reaches into the neck, and its ASIS / PT truth are apices of oblique bumps, not the anterior "
+                   "extremes in the anterior pelvic plane", strict=False)
+def test_phantom_accuracy_neck_and_anterior_landmarks(phantom_errors):
+    assert phantom_errors["neck_shaft_angle"].max() < 3.0
+    for name in ("ASIS", "PT"):
+        assert phantom_errors[name].max() < 4.0, name

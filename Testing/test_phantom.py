@@ -82,6 +82,21 @@ def test_axis_contract(full):
     assert truth["left"]["head_center"][0] < truth["right"]["head_center"][0]  # RAS: +R is the patient's right
 
 
+def test_soft_tissues(full):
+    """Air around the body, fat under the skin, muscle/organs, lungs in the chest."""
+    ct = full.ct
+    assert abs(float(np.median(ct[0, 0, :])) + 1000.0) < 30.0
+    t6 = int(_centroid(full.labels, ID["vertebrae_T6"])[2])
+    chest = ct[:, :, t6]
+    lungs = np.abs(chest + 820.0) < 60.0
+    assert lungs.sum() > 0.2 * (lungs | (chest > -500.0)).sum()  # lungs fill much of the chest
+    l4 = int(_centroid(full.labels, ID["vertebrae_L4"])[2])
+    belly = ct[:, :, l4]
+    body = (belly > -500.0).sum()
+    assert (np.abs(belly + 100.0) < 40.0).sum() > 0.1 * body  # subcutaneous fat
+    assert (np.abs(belly - 45.0) < 40.0).sum() > 0.4 * body  # muscle and organs
+
+
 def test_each_label_one_component(full, cut_phantoms):
     for phantom in [full, *cut_phantoms]:
         boxes = ndimage.find_objects(phantom.labels)
@@ -237,6 +252,13 @@ def test_vertebra_truth_on_the_voxels():
     canal, left = np.array(v["canal_center"]), np.array(v["left_axis"])
     width = first_hit(canal, left, 30.0) + first_hit(canal, -left, 30.0)
     assert width == pytest.approx(v["canal_width"], abs=1.6)
+    # cortical shell denser than the cancellous interior
+    bone = p.truth["patient"]["bone_hu"]
+    assert 200.0 <= bone["cancellous"] <= 400.0 and 1200.0 <= bone["cortical"] <= 1800.0
+    inner = p.ct[tuple(np.round(_index(p, v["body_center"])).astype(int))]
+    assert abs(inner - bone["cancellous"]) < 60.0
+    wall = np.array(v["body_center"]) + (v["superior_endplate_depth"] / 2 - 0.5) * ant
+    assert p.ct[tuple(np.round(_index(p, wall)).astype(int))] > 1000.0
     tip = np.array(v["spinous_tip"])
     assert _distance_to_label(p, tip, ID[best]) <= 1.5
 
@@ -273,6 +295,17 @@ def test_variation_and_cut_field_of_view(cut_phantoms):
             if entry["status"] == "truncated":  # a truncated bone reaches the top or bottom slice
                 mask = p.labels == ID[name]
                 assert mask[:, :, 0].any() or mask[:, :, -1].any() or mask[0].any() or mask[-1].any()
+
+
+def test_metal_implant_changes_only_the_ct():
+    plain = make_phantom(seed=9, shape=(48, 48, 64), config=PhantomConfig(metal_probability=0.0, noise_hu=0.0))
+    metal = make_phantom(seed=9, shape=(48, 48, 64), config=PhantomConfig(metal_probability=1.0, noise_hu=0.0))
+    assert plain.truth["patient"]["metal_implant"] is None
+    assert metal.truth["patient"]["metal_implant"] in ("nail", "spine")
+    assert np.array_equal(plain.labels, metal.labels)
+    changed = plain.ct != metal.ct
+    assert changed.any() and np.all(metal.ct[changed] == 3000.0)
+    assert plain.ct.max() < 2500.0
 
 
 def test_phantom_stream_is_seeded():

@@ -68,6 +68,7 @@ def test_config_presets_and_merging(tmp_path: Path) -> None:
     assert ft.finetune.freeze_encoder and ft.data.root == "/data/cts" and ft.optim.lr == 1e-5
     committed = load_config(REPO_ROOT / "configs" / "default_model.yaml")
     assert committed.data.source == "phantom" and committed.augment.rotate180_prob == 0.0
+    assert committed == config_from_dict({"preset": "default_model"})  # the file spells the preset out
 
 
 @pytest.mark.parametrize(
@@ -447,7 +448,7 @@ def test_export_from_run_with_holdout_metrics(tmp_path: Path, phantom_cache: Pat
                  "--holdout", "--progress", "none"]) == 0
     _, card = load_model_dir(tmp_path / "model")
     assert card.metrics["holdout"]["cases"] == 2 and "dice_femur" in card.metrics["holdout"]
-    assert card.training["command"].startswith("swinx2s train --config") or card.training["command"] is None
+    assert card.training["command"] == f"swinx2s train --config {tmp_path / 'cfg.yaml'} -o {run}"
     assert card.training["data"].startswith("a pool of 2 phantoms")
     assert main(["train", "--export", str(run), "-o", str(tmp_path / "model"), "--progress", "none"]) == 2  # exists
     assert main(["train", "--resume", str(tmp_path / "nothing"), "--progress", "none"]) == 2
@@ -481,3 +482,63 @@ def test_overfit_one_real_case_reaches_dice_08(tmp_path: Path, official_samples:
                     schedule={"val_every": 8, "export_best": False})
     result = Trainer(config, tmp_path / "run").fit()
     assert result.last_validation["dice"] >= 0.8, result.last_validation
+
+
+def test_ct_cases_render_once_then_come_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from SwinX2SLib import drr
+    from SwinX2SLib.training.data import CTCases, SampleCache
+
+    grid = ModelGrid((24, 24, 32), 4.0, (0.0, 0.0, 0.0))
+    label = np.zeros(grid.shape, np.uint8)
+    label[14:20, 8:16, 4:14] = 3  # CTPelvic1K: 3 = left hip
+    case = tmp_path / "data" / "case_a"
+    _ct_case(case, label, grid)
+    _write(label, case / "seg.nii.gz", grid)
+    cache = SampleCache(tmp_path / "cache")
+    cases = CTCases(tmp_path / "data", "ctpelvic1k", "published", (32, 32, 32), 1, cache)
+    first = cases.load(0)
+    assert first.coronal.shape == (1, 32, 32) and first.label.shape == (32, 32, 32)
+    assert set(np.unique(first.label)) == {0, catalogue.by_name("hip_left").id}
+    assert first.coronal.max() > 0.0 and len(list((tmp_path / "cache").glob("*.npz"))) == 1
+
+    def no_rendering(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a cached case was rendered again")
+
+    monkeypatch.setattr(drr, "render_model_inputs", no_rendering)
+    again = cases.load(0, epoch=1)
+    np.testing.assert_array_equal(again.coronal, first.coronal)
+    np.testing.assert_array_equal(again.label, first.label)
+    with pytest.raises(InputError, match="no case folders"):
+        CTCases(tmp_path / "cache", "ctpelvic1k", "published", (32, 32, 32), 1, cache)
+
+
+def test_endless_phantom_stream_never_repeats_a_seed() -> None:
+    from SwinX2SLib.training.data import PhantomCases
+
+    pool = PhantomCases(10, 4, (32, 32, 64), 1, "published")
+    stream = PhantomCases(10, 4, (32, 32, 64), 1, "published", endless=True)
+    assert [pool.seed(i, epoch=e) for e in range(2) for i in range(4)] == [10, 11, 12, 13] * 2
+    seeds = [stream.seed(i, epoch=e) for e in range(3) for i in range(4)]
+    assert len(set(seeds)) == 12 and seeds[:4] == [10, 11, 12, 13]
+
+
+def test_finetune_from_a_model_directory_with_frozen_encoder(tmp_path: Path, phantom_cache: Path) -> None:
+    from SwinX2SLib.checkpoints import load_model_dir
+    from SwinX2SLib.training.trainer import Trainer
+
+    base = _smoke(tmp_path, phantom_cache, optim={"epochs": 1, "steps_per_epoch": 1})
+    Trainer(base, tmp_path / "base").fit()
+    start, _ = load_model_dir(tmp_path / "base" / "model")
+    tuned = _smoke(tmp_path, phantom_cache, optim={"epochs": 1, "steps_per_epoch": 2, "lr": 1e-2},
+                   finetune={"init_from": str(tmp_path / "base" / "model"), "freeze_encoder": True},
+                   schedule={"export_best": False, "val_every": 0})
+    trainer = Trainer(tuned, tmp_path / "tuned")
+    trainer.fit()
+    after = trainer.model.state_dict()
+    encoder = [k for k in after if k.startswith("encoder.")]
+    others = [k for k in after if not k.startswith("encoder.") and after[k].is_floating_point()]
+    assert encoder and all(torch.equal(after[k], start.state_dict()[k]) for k in encoder)
+    assert any(not torch.equal(after[k], start.state_dict()[k]) for k in others)
+    with pytest.raises(InputError, match="neither a model directory nor a checkpoint"):
+        Trainer(config_from_dict({**tuned.to_dict(), "finetune": {"init_from": str(tmp_path / "none")}}),
+                tmp_path / "bad").fit()

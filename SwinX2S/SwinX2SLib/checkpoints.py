@@ -428,6 +428,7 @@ def save_model_dir(model: SwinX2S, path: str | PathLike[str], card: ModelCard, o
     weights = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     with atomic_write(folder / WEIGHTS_FILE, overwrite=overwrite) as tmp:
         save_file(weights, str(tmp), metadata={"format": "pt", "swinx2s_format_version": str(FORMAT_VERSION)})
+        tmp.chmod(0o644)  # safetensors creates the file owner-only
         digest = _sha256(tmp)
     card = replace(
         card,

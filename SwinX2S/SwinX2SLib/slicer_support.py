@@ -5,17 +5,22 @@ The Slicer modules keep every computation out of the GUI process: they run the `
 MRML nodes. Everything here is the part of that glue that needs neither Slicer nor Qt, so that it is tested
 against the real command line without Slicer (``Testing/test_slicer_modules.py``):
 
-- parameter dataclasses (:class:`ReconstructParameters`, :class:`DrrParameters`, :class:`ModelImportParameters`,
-  :class:`TrainParameters`) whose ``as_arg_list()`` builds the command line, and :func:`command_line` /
-  :func:`subprocess_environment` that turn it into a runnable process;
+- parameter dataclasses (:class:`ReconstructParameters`, :class:`MeasureParameters`, :class:`DrrParameters`,
+  :class:`ModelImportParameters`, :class:`TrainParameters`) whose ``as_arg_list()`` builds the command line, and
+  :func:`command_line` / :func:`subprocess_environment` that turn it into a runnable process;
 - :class:`EventParser`, which splits the process output into JSON-lines events (:func:`parse_event`);
-- :func:`read_training_log` / :func:`estimate_remaining_seconds` for the live training plot;
-- :func:`read_reconstruction_result`, :func:`segment_table`, :func:`measurement_table` and
-  :func:`landmark_markups`, which map the command's result files onto table rows and markup points;
+- :func:`process_tree`, :func:`terminate_processes`, :func:`kill_processes`: Cancel ends the whole process tree;
+- :func:`read_drr_result` / :func:`detector_ijk_to_ras`, which place the rendered radiographs on their detector
+  planes in 3-D;
+- :func:`read_reconstruction_result`, :func:`read_measure_result`, :func:`segment_table`,
+  :func:`measurement_table` and :func:`landmark_markups`, which map the commands' result files onto table rows,
+  markup points and lines;
 - :func:`list_models`, which lists the models a user can pick (built-in, imported and fine-tuned);
+- :func:`read_training_curves` / :func:`format_duration` for the live training plot and its ETA;
 - :func:`device_probe_command` / :func:`parse_device_probe`, which report PyTorch, CUDA and the GPU.
 
-This module never imports ``slicer``, ``qt``, ``ctk``, ``vtk`` or ``torch`` at import time.
+This module never imports ``slicer``, ``qt``, ``ctk``, ``vtk`` or ``torch`` at import time (only inside the
+functions that need the library: numpy, SimpleITK or torch, all of which Slicer provides).
 """
 
 from __future__ import annotations

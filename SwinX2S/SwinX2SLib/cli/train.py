@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 
 from .common import add_overwrite_argument, add_progress_argument, reporter_from_args
 
@@ -46,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
 
     reporter = reporter_from_args(args)
-    command = shlex.join(["swinx2s", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else None
+    command = _command_line(args)
     if args.export:
         if not args.output:
             raise InputError("--export", "give the model directory to write with -o")
@@ -78,3 +77,16 @@ def run(args: argparse.Namespace) -> int:
         "validation": result.last_validation,
     })
     return 0
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The training command as a user would type it (recorded in the run's log and on the model card)."""
+    parts = ["swinx2s", "train"]
+    for flag, value in (("--config", args.config), ("--preset", args.preset), ("--resume", args.resume)):
+        if value:
+            parts += [flag, str(value)]
+    for override in args.overrides:
+        parts += ["--set", override]
+    if args.output:
+        parts += ["-o", str(args.output)]
+    return shlex.join(parts)

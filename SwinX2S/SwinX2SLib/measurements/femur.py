@@ -6,7 +6,7 @@ Deterministic replacement of the published CMA-ES pipeline (xrayto3D-morphometry
    ``SHAFT_LENGTH_MM`` starting ``SHAFT_START_MM`` below its top; a line is fitted through the slab centroids (the
    centroid of any oblique section of a tube lies on its axis), then the slabs are re-cut perpendicular to that
    line and the line refitted once. Once the head is found (step 2) this is repeated from 3 head radii below the
-   head centre, so that the lesser trochanter stays out of the stretch.
+   head centre, so that the lesser trochanter stays out of the stretch (when at least 50 mm of it is visible).
 2. **Femoral head**: the surface point farthest from the shaft axis on the medial side seeds a cap of surface points;
    a least-squares sphere is fitted to it and refitted on the surface points within a shell around the current
    sphere, trimming residuals beyond 2.5 robust standard deviations, until the sphere stops moving.
@@ -45,6 +45,7 @@ SHAFT_START_MM = 75.0  # below the top of the femur: below the lesser trochanter
 SHAFT_LENGTH_MM = 150.0
 MIN_SHAFT_MM = 25.0
 SHAFT_BELOW_HEAD_RADII = 3.0
+REFINED_SHAFT_MM = 50.0  # shorter stretches below the trochanters give noisier axes than the first estimate
 SLAB_MM = 5.0
 
 
@@ -85,7 +86,7 @@ def measure_femur(volume: LabelVolume, side: str) -> dict:
     centre, radius = head
     # Second pass: the diaphysis proper starts below the lesser trochanter, about 3 head radii below the head centre.
     below_trochanters = min(top - SHAFT_START_MM, float(centre @ SUPERIOR) - SHAFT_BELOW_HEAD_RADII * radius)
-    shaft = _shaft_axis(points, height, below_trochanters) or shaft
+    shaft = _shaft_axis(points, height, below_trochanters, min_length=REFINED_SHAFT_MM) or shaft
     if shaft is not None:
         shaft_origin, shaft_dir = shaft
     result = {"head_center_ras": centre.tolist(), "head_radius_mm": radius}
@@ -114,11 +115,13 @@ def _slab_centroids(points: np.ndarray, t: np.ndarray, lo: float, hi: float) -> 
     return np.asarray(centroids)
 
 
-def _shaft_axis(points: np.ndarray, height: np.ndarray, hi: float) -> tuple[np.ndarray, np.ndarray] | None:
+def _shaft_axis(
+    points: np.ndarray, height: np.ndarray, hi: float, min_length: float = MIN_SHAFT_MM
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Diaphysis axis ``(point on it, unit direction towards proximal)`` from the bone between the height ``hi`` and
-    ``SHAFT_LENGTH_MM`` below it, or None when less than ``MIN_SHAFT_MM`` of it is in the field of view."""
+    ``SHAFT_LENGTH_MM`` below it, or None when less than ``min_length`` of it is in the field of view."""
     lo = max(float(height.min()), hi - SHAFT_LENGTH_MM)
-    if hi - lo < MIN_SHAFT_MM:
+    if hi - lo < min_length:
         return None
     centroids = _slab_centroids(points, height, lo, hi)
     if len(centroids) < 3:

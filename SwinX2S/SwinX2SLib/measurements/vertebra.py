@@ -10,13 +10,14 @@ For each vertebra (largest connected component of its label):
    largest hole of that raster (``binary_fill_holes``). Canal depth / width = its anterior-posterior / left-right
    extents. The body is everything in front of the canal. Steps 1-2 run twice so the raster follows the frame.
 3. **Mid-sagittal profile**: the body voxels within 2 mm of the mid-sagittal plane are binned into anterior-posterior
-   columns; each column gives the superior and inferior endplate heights. Anterior / posterior body height = the
-   tallest column within the anterior / posterior fifth of the body (at least 3 mm; the outermost column is
+   columns; each column gives the superior and inferior endplate heights. Anterior / posterior body height = mean of
+   the two tallest columns within the anterior / posterior fifth of the body (at least 3 mm; the outermost column is
    shortened by the rounded rim); superior / inferior endplate depth = distance between the endplate's first and
    last column; endplate width = left-right extent of the body within 3 mm of its superior endplate.
 4. **Spinous process**: base = posterior border of the canal on the mid-sagittal plane (at the laminae's height);
-   tip = the voxel of the mid-sagittal slab behind the canal farthest from the base. Length = |tip - base|; angle = inclination of base -> tip below the posterior axis (positive when
-   the tip points caudally; the published pipeline reports 180 deg minus the angle to the superior endplate line).
+   tip = the voxel of the mid-sagittal slab behind the canal farthest from the base. Length = |tip - base|;
+   angle = inclination of base -> tip below the posterior axis (positive when the tip points caudally; the published
+   pipeline reports 180 deg minus the angle to the superior endplate line).
 
 Extents are voxel-centre extents plus one voxel footprint along the measured direction. Vertebrae that are absent,
 too small, truncated by the field of view, split into several large pieces, or taller than 1.5 times their depth
@@ -208,11 +209,16 @@ def _body_profile(u: np.ndarray, w: np.ndarray, anterior: np.ndarray, superior: 
         return float(np.hypot(np.ptp(ends_pos), edge[ends[1]] - edge[ends[0]]) + step)
 
     return {
-        "anterior_body_height_mm": float(heights[front].max()),
-        "posterior_body_height_mm": float(heights[back].max()),
+        "anterior_body_height_mm": _tallest_two(heights[front]),
+        "posterior_body_height_mm": _tallest_two(heights[back]),
         "superior_endplate_depth_mm": chord(top),
         "inferior_endplate_depth_mm": chord(bottom),
     }, (pos, top[cols])
+
+
+def _tallest_two(heights: np.ndarray) -> float:
+    """Mean of the two tallest columns (the tallest alone is biased upwards by voxelisation noise)."""
+    return float(np.mean(np.sort(heights)[-2:]))
 
 
 def _spinous_process(u: np.ndarray, w: np.ndarray, canal: dict) -> dict[str, object]:

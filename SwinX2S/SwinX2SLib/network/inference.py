@@ -80,7 +80,7 @@ def predict_labels(
 
 def _residual_block(block: UnetResBlock, inp: torch.Tensor, slab: int) -> torch.Tensor:
     """``UnetResBlock`` on a small input (the expanded image) with a full-resolution output, one output buffer."""
-    out = block.conv1(inp)
+    out = _conv_slabs(block.conv1.conv, lambda a, b: inp[:, :, a:b], inp.shape[2], slab)
     _normalise_(out, block.norm1.eps, block.lrelu.negative_slope)
     _conv_in_place(block.conv2.conv, out, slab)
     _normalise_(out, block.norm2.eps, None)

@@ -50,6 +50,10 @@ class SwinX2S(nn.Module):
         drop_path_rate: stochastic depth rate of the Swin encoder (the published training used 0.2).
         use_checkpoint: gradient checkpointing inside the Swin encoder.
 
+    Attributes:
+        config: the architecture as a :class:`~SwinX2SLib.network.VariantConfig` (what model directories store).
+        img_size, in_channels, num_classes: as given.
+
     Examples::
 
         >>> net = SwinX2S((32, 32, 64), num_classes=5, feature_size=12, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8))

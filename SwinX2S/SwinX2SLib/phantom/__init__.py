@@ -107,7 +107,8 @@ class Phantom:
 
     def overview(self) -> np.ndarray:
         """Side-by-side AP and lateral DRRs (published preset, display orientation) with the outlines of the
-        labelled bones in their catalogue colours: ``(Z, X + Y, 3)`` uint8 RGB."""
+        labelled bones in their catalogue colours: ``(k·Z, k·(X + Y), 3)`` uint8 RGB, enlarged by the integer
+        ``k`` that makes it about 480 pixels high."""
         from ..catalogue import CLASSES
         from ..conventions import PROJECTION_AXIS, image_to_display
         from ..drr import render_from_model_grid
@@ -127,7 +128,8 @@ class Phantom:
             edge &= footprint > 0
             rgb[edge] = colours[footprint[edge]]
             panels.append(rgb)
-        return np.concatenate(panels, axis=1)
+        zoom = max(1, round(480 / self.grid.shape[2]))  # about 480 pixels high
+        return np.concatenate(panels, axis=1).repeat(zoom, axis=0).repeat(zoom, axis=1)
 
     def write(self, directory: str | PathLike[str], overwrite: bool = False) -> dict[str, Path]:
         """Write ``ct.nii.gz``, ``labels.nii.gz`` and ``truth.json`` into ``directory`` (each atomically).
@@ -192,6 +194,7 @@ def _draw(rng: np.random.Generator, cfg: PhantomConfig) -> _Params:
     scoliotic = rng.random() < cfg.scoliosis_probability
     cobb = rng.uniform(5.0, cfg.max_cobb_deg) if scoliotic else rng.uniform(0.0, 3.0)
     metal = rng.random() < cfg.metal_probability
+    metal_kind = str(rng.choice(["nail", "spine"]))  # drawn either way: the metal flag changes nothing else
     return _Params(
         scale=scale,
         adiposity=float(rng.beta(2.0, 3.0)),
@@ -214,7 +217,7 @@ def _draw(rng: np.random.Generator, cfg: PhantomConfig) -> _Params:
         has_l6=bool(rng.random() < cfg.l6_probability),
         cortical_hu=rng.uniform(1200.0, 1800.0),
         cancellous_hu=rng.uniform(200.0, 400.0),
-        metal=str(rng.choice(["nail", "spine"])) if metal else None,
+        metal=metal_kind if metal else None,
         metal_side=str(rng.choice(sides)),
     )
 
@@ -341,7 +344,7 @@ def make_phantom(
     Returns:
         The :class:`Phantom` (ct float32 HU, labels uint8, both ``[x, y, z]``; grid; truth).
     """
-    from ..catalogue import CLASSES, by_name
+    from ..catalogue import CLASSES
 
     cfg = config or PhantomConfig()
     shape = tuple(int(s) for s in shape)
@@ -372,28 +375,14 @@ def make_phantom(
     ribs_by = {r.name: r for r in anatomy.ribs}
     draw_soft_tissue(canvas, anatomy.vertebrae, ribs_by, anatomy.pelvis, anatomy.femurs, habitus, rng)
 
-    names = {c.id: c.name for c in CLASSES}
-    boxes, truncated = {}, {}
-    min_r = 0.9 * spacing
-    vertebrae = [v.structures(anatomy.densities["vertebra"], min_r) for v in anatomy.vertebrae]
-    structures = [f.structure(anatomy.densities["femur"], min_r) for f in anatomy.femurs.values()]
-    structures += [anatomy.pelvis.hips["left"], anatomy.pelvis.hips["right"], anatomy.pelvis.sacrum]
-    structures += [core for core, _ in vertebrae]
-    structures += [r.structure(anatomy.densities["rib"], min_r) for r in anatomy.ribs]
-    structures += [processes for _, processes in vertebrae]
-    for structure in structures:
-        box, cut_off = canvas.paint(structure)
-        boxes[structure.label] = _union(boxes.get(structure.label), box)
-        truncated[structure.label] = truncated.get(structure.label, False) or cut_off
-    if cfg.unlabelled_bones:
-        for structure in unlabelled_bones(anatomy.vertebrae, ribs_by, habitus, anatomy.densities["other"], min_r):
-            canvas.paint(structure)
+    boxes, truncated = _draw_skeleton(canvas, anatomy, 0.9 * spacing, habitus, cfg.unlabelled_bones)
     if params.metal:
         draw_metal(canvas, params.metal, anatomy.femurs[params.metal_side], anatomy.vertebrae)
     counts, removed = _keep_largest_components(canvas, boxes)
     if cfg.noise_hu > 0:
         _add_noise(canvas.ct, cfg.noise_hu, rng)
 
+    names = {c.id: c.name for c in CLASSES}
     status = {}
     for cid, name in names.items():
         status[name] = "absent" if counts.get(cid, 0) == 0 else ("truncated" if truncated.get(cid) else "present")
@@ -446,6 +435,35 @@ def _add_noise(ct: np.ndarray, sigma: float, rng: np.random.Generator) -> None:
     offsets = rng.integers(0, 3 * plane, size=ct.shape[2])
     for z, offset in enumerate(offsets):
         ct[:, :, z] += pool[offset : offset + plane].reshape(ct.shape[0], ct.shape[1], order="F")
+
+
+def _draw_skeleton(
+    canvas: Canvas, anatomy: _Anatomy, min_radius: float, habitus: Habitus, unlabelled: bool
+) -> tuple[dict[int, tuple[slice, ...] | None], dict[int, bool]]:
+    """Draw the bones in priority order (a voxel keeps the first bone drawn into it): femurs (exact head
+    spheres), hips, sacrum, vertebral cores, ribs, vertebral processes, then the unlabelled bones.
+
+    Returns:
+        The voxel box and whether the bone is truncated by the grid, per label.
+    """
+    dens = anatomy.densities
+    vertebrae = [v.structures(dens["vertebra"], min_radius) for v in anatomy.vertebrae]
+    structures = [f.structure(dens["femur"], min_radius) for f in anatomy.femurs.values()]
+    structures += [anatomy.pelvis.hips["left"], anatomy.pelvis.hips["right"], anatomy.pelvis.sacrum]
+    structures += [core for core, _ in vertebrae]
+    structures += [r.structure(dens["rib"], min_radius) for r in anatomy.ribs]
+    structures += [processes for _, processes in vertebrae]
+    boxes: dict[int, tuple[slice, ...] | None] = {}
+    truncated: dict[int, bool] = {}
+    for structure in structures:
+        box, cut_off = canvas.paint(structure)
+        boxes[structure.label] = _union(boxes.get(structure.label), box)
+        truncated[structure.label] = truncated.get(structure.label, False) or cut_off
+    if unlabelled:
+        ribs = {r.name: r for r in anatomy.ribs}
+        for structure in unlabelled_bones(anatomy.vertebrae, ribs, habitus, dens["other"], min_radius):
+            canvas.paint(structure)
+    return boxes, truncated
 
 
 def _union(a: tuple[slice, ...] | None, b: tuple[slice, ...] | None) -> tuple[slice, ...] | None:

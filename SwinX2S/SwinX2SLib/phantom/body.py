@@ -156,7 +156,7 @@ def draw_soft_tissue(
     top_s = s_of["C1"]
     crotch = -70.0 * k
     organs = _organs(by, outline, pelvis, habitus, rng)
-    head = Ellipsoid(by["C1"].center + np.array([0.0, 25.0, 95.0]) * k, np.array([75.0, 92.0, 102.0]) * k)
+    head = Ellipsoid(by["C1"].center + np.array([0.0, 20.0, 120.0]) * k, np.array([75.0, 92.0, 102.0]) * k)
     lung_top, dome, recess = s_of["T1"] + 12.0 * k, s_of["T10"], s_of["T12"]
     inner_hu = HU["fat"] + 1.0
     for z, s in enumerate(levels):
@@ -300,7 +300,7 @@ def unlabelled_bones(
         axes = np.stack([unit([1.0, sign * 0.35, 0.0]), unit([-sign * 0.35, 1.0, 0.0]), [0.0, 0.0, 1.0]], axis=1)
         parts_bone.append(Ellipsoid(scap_c, np.array([45.0 * k, max(4.0 * k, r), 70.0 * k]), axes))
     c1 = by["C1"]
-    centre = c1.center + np.array([0.0, 25.0, 95.0]) * k
+    centre = c1.center + np.array([0.0, 20.0, 120.0]) * k
     radii = np.array([75.0, 92.0, 102.0]) * k - 4.0 * k
     skull = Structure(0, [Ellipsoid(centre, radii)], density, cuts=[Ellipsoid(centre, radii - max(7.0 * k, 2 * r))])
     cart = BoneDensity(HU["cartilage"], HU["cartilage"], 1.0)

@@ -125,7 +125,7 @@ def _hip(
     parts.append(Tube(crest, np.maximum(7.0 * k, min_radius), np.maximum(6.0 * k, min_radius), np.array([0, 0, 1.0])))
     base = smooth_curve(place.points(((100, 30, 25), (98, -5, 38), (70, -52, 45)), side), 24)
     top = smooth_curve(place.points(_CREST, side), 24)
-    thickness = np.maximum(np.array([12.0, 3.0, 5.0]) * k, 2.0 * min_radius)
+    thickness = np.maximum(np.array([12.0, 4.0, 6.0]) * k, 2.0 * min_radius)
     parts.append(Fan(base, top, place.point((40, -10, 60), side), place.direction((0, 0, 1)), thickness))
     parts += [
         tube(((118, 45, 58), (104, 40, 24), (96, 30, 8)), (6, 6, 8), (6, 6, 8)),  # anterior border, AIIS

@@ -3,7 +3,7 @@ transverse process, round the chest on an ellipse, descending towards their ante
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -11,6 +11,8 @@ from .shapes import BoneDensity, Structure, Tube
 from .spine import Vertebra
 
 __all__ = ["RIB_SHAPES", "Rib", "build_ribs"]
+
+_SOFT_TISSUE_HU = 45.0
 
 #: per rib 1..12: cage half-width A, half-depth B (mm), angular extent of the arc (deg, 180 = anterior midline),
 #: drop of the anterior end below the head (mm), cross-section semi-axes: height, thickness (mm).
@@ -42,17 +44,17 @@ class Rib:
 
     def structure(self, density: BoneDensity, min_radius: float) -> Structure:
         """The rib as a tube (semi-axes widened to ``min_radius`` so thin ribs stay connected on coarse grids)."""
-        tube = Tube(
-            self.centreline,
-            np.maximum(self.height, min_radius),
-            np.maximum(self.thickness, min_radius),
-            up=np.array([0.0, 0.0, 1.0]),
-        )
-        return Structure(
-            self.label,
-            [tube],
+        height, thickness = np.maximum(self.height, min_radius), np.maximum(self.thickness, min_radius)
+        tube = Tube(self.centreline, height, thickness, up=np.array([0.0, 0.0, 1.0]))
+        # keep the projected bone mass of a widened rib: dilute its CT numbers towards soft tissue
+        ratio = float(np.mean(self.height * self.thickness / (height * thickness)))
+        soft = _SOFT_TISSUE_HU
+        diluted = replace(
             density,
+            cortical_hu=soft + (density.cortical_hu - soft) * ratio,
+            cancellous_hu=soft + (density.cancellous_hu - soft) * ratio,
         )
+        return Structure(self.label, [tube], diluted)
 
     def length(self) -> float:
         """Length of the centreline (mm)."""

@@ -245,7 +245,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "optim": {"lr": 1e-5, "weight_decay": 0.05, "epochs": 30, "warmup_epochs": 2, "batch_size": 1},
         "schedule": {"early_stop_patience": 5},
     },
-    # The small model shipped with SwinX2S: phantoms only, coarse grid, CPU-trainable.
+    # The small model shipped with SwinX2S: phantoms only, coarse grid, CPU-trainable (configs/default_model.yaml).
     "default_model": {
         "name": "default_model",
         "model": {
@@ -253,13 +253,14 @@ PRESETS: dict[str, dict[str, Any]] = {
             "options": {"drop_path_rate": 0.1},
             "img_size": [64, 64, 96],
         },
-        "data": {"source": "phantom", "pool_size": 200, "val_count": 4},
-        "augment": {"rotate180_prob": 0.0},
+        "data": {"source": "phantom", "pool_size": 120, "val_count": 4},
+        "augment": {"prob": 0.5, "zoom": [0.92, 1.08], "rotate_deg": 4.0, "shift_fraction": [0.04, 0.04, 0.02],
+                    "rotate180_prob": 0.0},
         "optim": {
-            "lr": 1e-3, "weight_decay": 0.01, "min_lr": 1e-5, "epochs": 60, "warmup_epochs": 1,
-            "steps_per_epoch": 50, "batch_size": 1,
+            "lr": 1e-3, "weight_decay": 0.01, "min_lr": 2e-5, "epochs": 40, "warmup_epochs": 1,
+            "steps_per_epoch": 25, "batch_size": 1,
         },
-        "schedule": {"val_every": 2, "threads": 2},
+        "schedule": {"val_every": 4, "threads": 2, "checkpoint_every_steps": 10},
     },
     # Seconds-long configuration for tests and smoke runs.
     "smoke": {

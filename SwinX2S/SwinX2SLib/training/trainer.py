@@ -205,7 +205,7 @@ def export_from_run(
         metrics["holdout"] = evaluate_model(model, dataset, torch.device("cpu"))
         metrics["holdout_cases"] = _describe_holdout(config)
     started = [r for r in read_log(run_dir) if r["event"] == "start"]
-    extra = {"command": started[0].get("command")} if started and started[0].get("command") else {}
+    extra: dict[str, Any] = {"command": started[0].get("command") if started else None}
     extra["resumed_with"] = [r.get("command") for r in started[1:] if r.get("command")]
     extra["wall_time_s"] = round(sum(_session_times(read_log(run_dir))), 1)
     reporter.update("export", 1.0, f"writing {output}")
