@@ -75,8 +75,16 @@ def _image(volume: LabelVolume) -> sitk.Image:
     return image
 
 
-def _femur(side: str, head_r: float, nsa: float, offset: float, spacing: float = 1.0,
-           tilt=(0.05, -0.1, 1.0), top_cut: float | None = None, shaft_mm: float = 140.0):
+def _femur(
+    side: str,
+    head_r: float,
+    nsa: float,
+    offset: float,
+    spacing: float = 1.0,
+    tilt=(0.05, -0.1, 1.0),
+    top_cut: float | None = None,
+    shaft_mm: float = 140.0,
+):
     """A femur: tubular shaft, neck capsule, spherical head, greater trochanter. RAS mm; truth dict."""
     s = _unit(np.asarray(tilt, float))  # proximal shaft direction
     medial = RIGHT if side == "left" else -RIGHT  # left femur lies at -x (RAS), its medial side is +x
@@ -86,8 +94,12 @@ def _femur(side: str, head_r: float, nsa: float, offset: float, spacing: float =
     head = junction + offset / np.sin(np.radians(nsa)) * neck
     x_lo, x_hi = (-35.0, 75.0) if side == "left" else (-75.0, 35.0)
     p, affine, shape = _grid([x_lo, -40.0, -shaft_mm - 10], [x_hi, 40.0, 85.0 if top_cut is None else top_cut], spacing)
-    mask = (_capsule(p, junction - shaft_mm * s, junction + 10 * s, 14.0) | _capsule(p, junction, head, 0.65 * head_r)
-            | _ball(p, head, head_r) | _ball(p, junction + 15 * s - 14 * medial, 16.0))
+    mask = (
+        _capsule(p, junction - shaft_mm * s, junction + 10 * s, 14.0)
+        | _capsule(p, junction, head, 0.65 * head_r)
+        | _ball(p, head, head_r)
+        | _ball(p, junction + 15 * s - 14 * medial, 16.0)
+    )
     volume = _volume([(ID[f"femur_{side}"], mask)], affine, shape)
     return volume, {"head_center": head, "head_radius": head_r, "nsa": nsa, "offset": offset}
 
@@ -106,8 +118,13 @@ def _vertebra_parts(p: np.ndarray, centre: np.ndarray, sup: np.ndarray, ant: np.
 
 
 VERTEBRA_TRUTH = {
-    "anterior_body_height_mm": 24.0, "posterior_body_height_mm": 24.0, "superior_endplate_depth_mm": 30.0,
-    "inferior_endplate_depth_mm": 30.0, "endplate_width_mm": 40.0, "canal_depth_mm": 15.0, "canal_width_mm": 16.0,
+    "anterior_body_height_mm": 24.0,
+    "posterior_body_height_mm": 24.0,
+    "superior_endplate_depth_mm": 30.0,
+    "inferior_endplate_depth_mm": 30.0,
+    "endplate_width_mm": 40.0,
+    "canal_depth_mm": 15.0,
+    "canal_width_mm": 16.0,
 }
 
 
@@ -132,8 +149,10 @@ def _spine(spacing: float = 1.0, fuse: bool = False, bridge: bool = False, tilt_
     base = np.array([-30.0, 0.0])
     tip = end + 3.0 * (end - base) / np.linalg.norm(end - base)  # the voxel farthest from the base
     vec = tip - base
-    truth = VERTEBRA_TRUTH | {"spinous_process_length_mm": float(np.hypot(*vec)),
-                              "spinous_process_angle_deg": float(np.degrees(np.arctan2(-vec[1], -vec[0])))}
+    truth = VERTEBRA_TRUTH | {
+        "spinous_process_length_mm": float(np.hypot(*vec)),
+        "spinous_process_angle_deg": float(np.degrees(np.arctan2(-vec[1], -vec[0]))),
+    }
     return _volume(parts, affine, shape), truth
 
 
@@ -150,15 +169,18 @@ def _rib(spacing: float = 1.0, radius: float = 4.0, shift=(0.0, 0.0, 0.0)):
 def _pelvis(rotation_deg=(8.0, 0.0, 5.0), spacing: float = 2.0):
     """Two hip bones with knobs whose apices are the landmarks, rotated; (volume, truth landmarks RAS)."""
     rx, _, rz = np.radians(rotation_deg)
-    rot = (np.array([[np.cos(rz), -np.sin(rz), 0], [np.sin(rz), np.cos(rz), 0], [0, 0, 1]])
-           @ np.array([[1, 0, 0], [0, np.cos(rx), -np.sin(rx)], [0, np.sin(rx), np.cos(rx)]]))
+    rot = np.array([[np.cos(rz), -np.sin(rz), 0], [np.sin(rz), np.cos(rz), 0], [0, 0, 1]]) @ np.array(
+        [[1, 0, 0], [0, np.cos(rx), -np.sin(rx)], [0, np.sin(rx), np.cos(rx)]]
+    )
     p, affine, shape = _grid([-115.0, -85.0, -60.0], [115.0, 85.0, 110.0], spacing)
     q = p @ rot  # body-frame coordinates of the grid points (rot maps body -> RAS)
     parts, truth = [], {}
     for side, sign in (("L", -1.0), ("R", 1.0)):
+
         def at(x, y, z, sign=sign):
             return np.array([sign * x, y, z])
-        shape_mask = ((((q - at(65, 0, 50)) / [12.0, 40.0, 35.0]) ** 2).sum(axis=1) <= 1.0)  # ilium
+
+        shape_mask = (((q - at(65, 0, 50)) / [12.0, 40.0, 35.0]) ** 2).sum(axis=1) <= 1.0  # ilium
         shape_mask |= _capsule(q, at(70, 20, 70), at(85, 50, 80), 6.0) | _ball(q, at(85, 50, 80), 6.0)  # ASIS
         shape_mask |= _capsule(q, at(60, -25, 65), at(45, -50, 75), 6.0) | _ball(q, at(45, -50, 75), 6.0)  # PSIS
         shape_mask |= _ball(q, at(75, 5, 10), 20.0)  # acetabular mass
@@ -202,8 +224,14 @@ def test_vertebrae_analytic():
         v = m[name]
         for key in ("anterior_body_height_mm", "posterior_body_height_mm"):
             assert abs(v[key] - truth[key]) < 1.5, (name, key, v[key])
-        for key in ("superior_endplate_depth_mm", "inferior_endplate_depth_mm", "endplate_width_mm",
-                    "canal_depth_mm", "canal_width_mm", "spinous_process_length_mm"):
+        for key in (
+            "superior_endplate_depth_mm",
+            "inferior_endplate_depth_mm",
+            "endplate_width_mm",
+            "canal_depth_mm",
+            "canal_width_mm",
+            "spinous_process_length_mm",
+        ):
             assert abs(v[key] - truth[key]) < 2.5, (name, key, v[key], truth[key])
         assert abs(v["spinous_process_angle_deg"] - truth["spinous_process_angle_deg"]) < 4.0
 
@@ -288,7 +316,11 @@ def test_cli_writes_report(tmp_path: Path):
     out = tmp_path / "out"
     assert main(["measure", str(path), "--against", str(path), "-o", str(out), "--progress", "none"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "comparison.json", "landmarks.json", "measurements.csv", "measurements.json"]
+        "comparison.json",
+        "landmarks.json",
+        "measurements.csv",
+        "measurements.json",
+    ]
     measurements = json.loads((out / "measurements.json").read_text())
     assert measurements["vertebrae"]["vertebrae_L2"]["anterior_body_height_mm"] > 20
     assert json.loads((out / "comparison.json").read_text())["vertebrae"]["vertebrae_L2"]["canal_depth_mm"] == 0.0
@@ -341,8 +373,9 @@ def test_real_case_prediction_vs_label(official_samples: Path):
     from SwinX2SLib.measurements import label_volume
 
     result = compare(label_volume(pred, grid), label_volume(label, grid))
-    published = json.loads((official_samples / "TotalSegAll_s0308" / "official_morphometry_swinx2sbase_s0308.json")
-                           .read_text())
+    published = json.loads(
+        (official_samples / "TotalSegAll_s0308" / "official_morphometry_swinx2sbase_s0308.json").read_text()
+    )
     spacing = grid.spacing
     for key, side in (("53", "left"), ("54", "right")):
         ours = result["femur"][side]
@@ -366,7 +399,7 @@ def test_sitk_round_trip_of_model_grid(official_samples: Path):
 
 # ----------------------------------------------------------------------------------------------- phantoms
 N_PHANTOMS = 20
-PHANTOM_SHAPE_1MM = (330, 250, 900)  # C1 to mid-thigh at 1 mm voxels
+PHANTOM_SHAPE_1MM = (340, 290, 900)  # C1 to mid-thigh at 1 mm voxels
 
 
 def _phantom_errors(seed: int) -> dict[str, list[float]]:
@@ -422,10 +455,51 @@ def test_phantom_accuracy(phantom_errors):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="phantom truth differs by construction (docs/measurements.md): its femoral shaft tube "
-                   "reaches into the neck, and its ASIS / PT truth are apices of oblique bumps, not the anterior "
-                   "extremes in the anterior pelvic plane", strict=False)
+@pytest.mark.xfail(
+    reason="phantom truth differs by construction (docs/measurements.md): its femoral shaft tube "
+    "reaches into the neck, and its ASIS / PT truth are apices of oblique bumps, not the anterior "
+    "extremes in the anterior pelvic plane",
+    strict=False,
+)
 def test_phantom_accuracy_neck_and_anterior_landmarks(phantom_errors):
     assert phantom_errors["neck_shaft_angle"].max() < 3.0
     for name in ("ASIS", "PT"):
         assert phantom_errors[name].max() < 4.0, name
+
+
+def test_real_spine_only_case(official_samples: Path):
+    """The spine-only published case: plausible vertebrae, everything else reported as absent.
+
+    (CTPelvic1K_0243 is not used: its pelvis lies upside down with the hip labels on the opposite sides in the model
+    convention, which extreme-point landmarks cannot survive; see docs/measurements.md.)
+    """
+    labels, grid = _published(official_samples / "CTSpine1K_0646" / "swinx2sbase", "label")
+    m = measure(labels, grid)
+    assert all("absent" in m["femur"][side]["reason"] for side in ("left", "right"))
+    assert m["pelvis"]["app"]["status"] == "not_measurable"
+    measured = [v for v in m["vertebrae"].values() if is_measured(v) and is_measured(v["anterior_body_height_mm"])]
+    assert len(measured) >= 5
+    for v in measured:
+        assert 15 < v["anterior_body_height_mm"] < 40 and 8 < v["canal_depth_mm"] < 30
+
+
+def test_random_blobs_give_values_or_reasons():
+    """A fragmented map (what an untrained network produces) never raises: every item is a value or a reason."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    shape = (48, 48, 64)
+    smooth = ndimage.gaussian_filter(rng.standard_normal(shape), 2)
+    ids = ndimage.zoom(rng.integers(1, catalogue.NUM_CLASSES, size=(6, 6, 8)), 8, order=0)
+    labels = np.where(smooth > 0.05, ids, 0).astype(np.uint8)
+    m = measure(labels, np.diag([4.0, 4.0, 4.0, 1.0]))
+    json.dumps(m)
+
+    def leaves(node):
+        if isinstance(node, dict) and node.get("status") == "not_measurable":
+            assert isinstance(node["reason"], str) and node["reason"]
+        elif isinstance(node, dict):
+            for value in node.values():
+                leaves(value)
+
+    leaves(m)

@@ -195,3 +195,18 @@ def test_cli_evaluate_reports_unreadable_label(tmp_path, capsys):
     broken.write_bytes(data[: len(data) // 2])  # truncated
     assert main(["evaluate", "--pred", str(pred_path), "--label", str(broken)]) == 2
     assert "label.nii.gz" in capsys.readouterr().err
+
+
+def test_cli_evaluate_rejects_labels_outside_the_catalogue(tmp_path, capsys):
+    from SwinX2SLib.cli import main
+
+    pred, label = _blocks()
+    label[0, 0, 0] = 99
+    grid = ModelGrid(pred.shape, 1.0)
+    for name, array in (("pred.nii.gz", pred), ("label.nii.gz", label)):
+        sitk.WriteImage(sitk_from_array(array, grid), str(tmp_path / name))
+    assert main(["evaluate", "--pred", str(tmp_path / "pred.nii.gz"), "--label", str(tmp_path / "label.nii.gz"),
+                 "--json", str(tmp_path / "no" / "m.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["evaluate", "--pred", str(tmp_path / "pred.nii.gz"), "--label", str(tmp_path / "label.nii.gz")]) == 2
+    assert "outside 0..54" in capsys.readouterr().err

@@ -27,7 +27,7 @@ def full():
 def cut_phantoms():
     """Phantoms with a cut field of view (and the default variation otherwise)."""
     cfg = PhantomConfig(fov_cut_probability=1.0)
-    return [make_phantom(seed=s, shape=(64, 64, 80), config=cfg) for s in range(4)]
+    return [make_phantom(seed=s, config=cfg) for s in range(3)]
 
 
 def _index(phantom, ras) -> np.ndarray:
@@ -98,16 +98,29 @@ def test_soft_tissues(full):
 
 
 def test_each_label_one_component(full, cut_phantoms):
+    """A bone inside the field of view is one 6-connected piece; a bone cut by the grid boundary may be split by
+    it, and then every piece reaches the boundary."""
     for phantom in [full, *cut_phantoms]:
         boxes = ndimage.find_objects(phantom.labels)
         for name, entry in phantom.truth["structures"].items():
             if entry["voxels"] == 0:
                 assert len(boxes) < ID[name] or boxes[ID[name] - 1] is None
                 continue
-            _, n = ndimage.label(phantom.labels[boxes[ID[name] - 1]] == ID[name])
-            assert n == 1, name
-            if entry["status"] == "present":  # the safety net for stray pieces must hardly ever act
-                assert entry["removed_voxels"] <= max(4, 0.08 * entry["voxels"]), (name, entry)
+            box = boxes[ID[name] - 1]
+            components, n = ndimage.label(phantom.labels[box] == ID[name])
+            if entry["status"] == "present":
+                assert n == 1, name
+                # the safety net for stray pieces only removes a few voxels (thin process tips on 4-7 mm grids)
+                assert entry["removed_voxels"] <= max(4, 0.1 * entry["voxels"]), (name, entry)
+            elif n > 1:
+                pieces = set(range(1, n + 1))
+                for axis in range(3):
+                    if box[axis].start == 0:
+                        pieces -= set(np.unique(np.take(components, 0, axis=axis)).tolist())
+                    if box[axis].stop == phantom.grid.shape[axis]:
+                        pieces -= set(np.unique(np.take(components, -1, axis=axis)).tolist())
+                sizes = np.bincount(components.ravel())
+                assert pieces <= {int(np.argmax(sizes[1:])) + 1}, name
 
 
 def test_vertebrae_ordered_top_to_bottom(full):
@@ -172,6 +185,7 @@ def test_femoral_axes_and_angles(full):
     s = full.grid.spacing
     for side in ("left", "right"):
         femur = full.truth["femur"][side]
+        assert femur["proximal_status"] == "present" and femur["status"] == "truncated"  # cut at mid-thigh
         neck, shaft = np.array(femur["neck_axis"]), np.array(femur["shaft_axis"])
         assert np.degrees(np.arccos(neck @ shaft)) == pytest.approx(femur["neck_shaft_angle"], abs=0.02)
         assert 115.0 <= femur["neck_shaft_angle"] <= 145.0 and 18.0 <= femur["head_radius"] <= 28.0

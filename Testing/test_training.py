@@ -368,7 +368,7 @@ def test_loss_falls_when_fitting_one_phantom(tmp_path: Path, phantom_cache: Path
     from SwinX2SLib.training.trainer import Trainer
 
     config = _smoke(tmp_path, phantom_cache, data={"pool_size": 1},
-                    optim={"epochs": 1, "steps_per_epoch": 20, "lr": 5e-3, "min_lr": 5e-3},
+                    optim={"epochs": 1, "steps_per_epoch": 14, "lr": 5e-3, "min_lr": 5e-3},
                     schedule={"val_every": 0, "export_best": False})
     Trainer(config, tmp_path / "run").fit()
     losses = [r["loss"] for r in read_log(tmp_path / "run") if r["event"] == "step"]

@@ -42,6 +42,7 @@ def measure(args: argparse.Namespace) -> dict:
     coronal = torch.rand(1, 1, x, z, device=device)
     sagittal = torch.rand(1, 1, y, z, device=device)
     amp_dtype = getattr(torch, args.autocast) if args.autocast else None
+    baseline_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # imports, weights, inputs
 
     def predict() -> torch.Tensor:
         if args.path == "fast":
@@ -65,6 +66,7 @@ def measure(args: argparse.Namespace) -> dict:
         "variant": args.variant,
         "seconds": min(times[args.warmup :]),
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "baseline_rss_gb": baseline_gb,
         "labels_sum": int(labels.long().sum()),
     }
     if device.type == "cuda":
@@ -90,16 +92,22 @@ def main() -> None:
     if args.path:
         print(json.dumps(measure(args)))
         return
+    # glibc otherwise serves the many 4-32 MB slab temporaries from its heap and keeps the freed memory resident
+    env = {"MALLOC_MMAP_THRESHOLD_": str(4 << 20), **os.environ}
     print(f"device {args.device}, {args.threads} threads, input {tuple(args.img_size)}, {args.classes} classes")
+    print(f"MALLOC_MMAP_THRESHOLD_={env['MALLOC_MMAP_THRESHOLD_']}; 'baseline' = RSS after imports, weights, inputs")
     for variant in args.variants:
         results = {}
         for path in args.paths:
             command = [sys.executable, __file__, "--path", path, "--variant", variant, *sys.argv[1:]]
-            out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            out = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
             results[path] = json.loads(out.strip().splitlines()[-1])
             r = results[path]
             cuda = f", peak CUDA {r['peak_cuda_gb']:.2f} GB" if "peak_cuda_gb" in r else ""
-            print(f"{variant:<6} {path:<6} {r['seconds']:7.2f} s   peak RSS {r['peak_rss_gb']:5.2f} GB{cuda}")
+            print(
+                f"{variant:<6} {path:<6} {r['seconds']:7.2f} s   peak RSS {r['peak_rss_gb']:5.2f} GB "
+                f"(baseline {r['baseline_rss_gb']:.2f} GB){cuda}"
+            )
         if len(results) == 2:
             naive, fast = results["naive"], results["fast"]
             same = "same" if naive["labels_sum"] == fast["labels_sum"] else "DIFFERENT"

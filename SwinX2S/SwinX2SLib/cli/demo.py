@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -96,15 +97,19 @@ def _run(args: argparse.Namespace, reporter: Any) -> int:
 
 
 def _measure(pred, truth, grid) -> dict[str, Any]:
-    """Measurements of prediction and truth and their differences, or a note when the module is absent."""
+    """Measurements of prediction and truth and their differences, or a note when they are not available."""
     try:
         from ..measurements import compare, label_volume, measure_volume
     except ImportError as exc:
         return {"status": "not_available", "reason": str(exc)}
     pred_volume, truth_volume = label_volume(pred, grid), label_volume(truth, grid)
-    pred_m, truth_m = measure_volume(pred_volume), measure_volume(truth_volume)
-    return {"prediction": pred_m, "truth": truth_m,
-            "errors": compare(pred_volume, truth_volume, pred_m, truth_m)}
+    try:
+        pred_m, truth_m = measure_volume(pred_volume), measure_volume(truth_volume)
+        errors = compare(pred_volume, truth_volume, pred_m, truth_m)
+    except (ValueError, IndexError, ArithmeticError) as exc:  # the demo goes on; the report says what failed
+        warnings.warn(f"clinical measurements failed ({type(exc).__name__}: {exc})", UserWarning, stacklevel=2)
+        return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+    return {"prediction": pred_m, "truth": truth_m, "errors": errors}
 
 
 def _write_report(folder: Path, report: dict[str, Any], result: Any, truth, evaluation: Any,
@@ -134,8 +139,9 @@ def _markdown(report: dict[str, Any]) -> str:
     for scope, s in [*metrics["per_anatomy"].items(), ("overall", metrics["overall"])]:
         cells = [_cell(s[k]) for k in ("dice", "hd95_mm", "localization_error_mm", "identification_rate")]
         lines.append(f"| {scope} | {s['num_classes']} | " + " | ".join(cells) + " |")
-    if report["measurements"].get("status") == "not_available":
-        lines += ["", "Clinical measurements: not available in this installation."]
+    if "status" in report["measurements"]:
+        lines += ["", f"Clinical measurements: {report['measurements']['status']} "
+                      f"({report['measurements']['reason']})."]
     return "\n".join(lines)
 
 

@@ -31,14 +31,19 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate, write the requested files and print the per-anatomy summary."""
     from pathlib import Path
 
-    from SwinX2SLib.errors import OutputError
+    from SwinX2SLib.errors import InputError, OutputError
     from SwinX2SLib.io import read_volume
     from SwinX2SLib.metrics import evaluate_images, write_evaluation
 
     for out in (args.json_path, args.csv_path):
         if out is not None and Path(out).exists() and not args.overwrite:
             raise OutputError(f"{out}: exists; use --overwrite to replace it")
-    evaluation = evaluate_images(read_volume(args.pred), read_volume(args.label))
+        if out is not None and not Path(out).resolve().parent.is_dir():
+            raise OutputError(f"{out}: folder {Path(out).resolve().parent} does not exist")
+    try:
+        evaluation = evaluate_images(read_volume(args.pred), read_volume(args.label))
+    except ValueError as exc:  # e.g. label values outside the catalogue
+        raise InputError(f"{args.pred} vs {args.label}", str(exc)) from None
     write_evaluation(evaluation, args.json_path, args.csv_path, overwrite=args.overwrite)
     lines = [f"{'scope':8s} {'classes':>7s} {'dice':>7s} {'hd95_mm':>8s} {'loc_mm':>8s} {'id_rate':>7s}"]
     for scope, s in [*evaluation.per_anatomy.items(), ("overall", evaluation.overall)]:

@@ -153,8 +153,9 @@ def landmarks(measurements: dict) -> list[dict]:
     for side, femur in measurements["femur"].items():
         if is_measured(femur):
             points.append({"name": f"femoral_head_{side}", "ras": femur["head_center_ras"]})
-    points += [{"name": name, "ras": ras} for name, ras in measurements["pelvis"]["landmarks_ras"].items()
-               if is_measured(ras)]
+    points += [
+        {"name": name, "ras": ras} for name, ras in measurements["pelvis"]["landmarks_ras"].items() if is_measured(ras)
+    ]
     for name, vertebra in measurements["vertebrae"].items():
         if is_measured(vertebra):
             points.append({"name": f"{name}_body", "ras": vertebra["body_center_ras"]})
@@ -172,17 +173,29 @@ def csv_rows(measurements: dict) -> list[dict]:
 
     def add(structure: str, parameter: str, value: object) -> None:
         if not is_measured(value):
-            rows.append({"structure": structure, "parameter": parameter, "value": "", "status": "not_measurable",
-                         "reason": value["reason"]})
+            rows.append(
+                {
+                    "structure": structure,
+                    "parameter": parameter,
+                    "value": "",
+                    "status": "not_measurable",
+                    "reason": value["reason"],
+                }
+            )
         elif isinstance(value, float | int):
-            rows.append({"structure": structure, "parameter": parameter, "value": f"{value:.4f}", "status": "ok",
-                         "reason": ""})
+            rows.append(
+                {"structure": structure, "parameter": parameter, "value": f"{value:.4f}", "status": "ok", "reason": ""}
+            )
         elif isinstance(value, list) and len(value) == 3 and not parameter.endswith("axis_ras"):
             for axis, coordinate in zip("ras", value, strict=True):
                 add(structure, f"{parameter}_{axis}", coordinate)
 
-    groups = {**{f"femur_{s}": v for s, v in measurements["femur"].items()},
-              "pelvis": measurements["pelvis"]["landmarks_ras"], **measurements["vertebrae"], **measurements["ribs"]}
+    groups = {
+        **{f"femur_{s}": v for s, v in measurements["femur"].items()},
+        "pelvis": measurements["pelvis"]["landmarks_ras"],
+        **measurements["vertebrae"],
+        **measurements["ribs"],
+    }
     for structure, values in groups.items():
         if not is_measured(values):
             add(structure, "all", values)
@@ -250,13 +263,14 @@ def read_label_volume(path: str | PathLike[str], published: bool = False) -> Lab
     from ..errors import InputError
     from ..io import read_volume
 
-    volume = (
-        label_volume(*read_published_volume(path)) if published else label_volume_from_image(read_volume(path))
-    )
+    volume = label_volume(*read_published_volume(path)) if published else label_volume_from_image(read_volume(path))
     values = np.unique(volume.labels)
     if values.min() < 0 or values.max() >= catalogue.NUM_CLASSES:
-        raise InputError(path, f"labels {values.min()}..{values.max()} outside 0-{catalogue.NUM_CLASSES - 1}: "
-                         "not a 55-class label map (convert subset label maps with catalogue.subset_to_full)")
+        raise InputError(
+            path,
+            f"labels {values.min()}..{values.max()} outside 0-{catalogue.NUM_CLASSES - 1}: "
+            "not a 55-class label map (convert subset label maps with catalogue.subset_to_full)",
+        )
     return volume
 
 

@@ -58,8 +58,11 @@ def compare_measurements(pred: dict, reference: dict) -> dict:
 def _compare_value(key: str, pred: object, ref: object) -> tuple[str, object]:
     """Error between one predicted and one reference value; returns (output key, error)."""
     if not is_measured(pred) or not is_measured(ref):
-        sides = [f"{side}: {value['reason']}" for side, value in (("prediction", pred), ("reference", ref))
-                 if not is_measured(value)]
+        sides = [
+            f"{side}: {value['reason']}"
+            for side, value in (("prediction", pred), ("reference", ref))
+            if not is_measured(value)
+        ]
         return _error_key(key), not_measurable("; ".join(sides))
     if key == "centerline_ras":
         return "centerline_mean_distance_mm", centerline_distance(np.asarray(pred), np.asarray(ref))

@@ -5,11 +5,15 @@ coordinate system, and the coordinate system is the APP spanned by those landmar
 until they agree. Deterministic, on the hip bones' voxel-face surface points in RAS millimetres:
 
 1. Start from the patient frame (right, anterior, superior).
-2. Per hip bone, split at the height of its centroid: **ASIS** = most anterior point of the upper part, **PT**
-   (pubic tubercle) = most anterior point of the lower part.
-3. New frame: anterior axis = normal of the plane through both ASIS and the midpoint of both PT; right axis =
-   ASIS_L -> ASIS_R made orthogonal to it; superior = right x anterior. Repeat 2-3 until the landmarks stop changing.
-4. In the final frame: **PSIS** = most posterior point of the upper part; **IS** (ischial spine) = extreme point in
+2. Per hip bone, split at the height of its centroid: **ASIS** = most anterior point of the upper part; the most
+   anterior point of the lower part (the pubis, close to the pubic tubercle) spans the plane with them.
+3. New frame: anterior axis = normal of the plane through both ASIS and the midpoint of both pubic points; right
+   axis = ASIS_L -> ASIS_R made orthogonal to it; superior = right x anterior. Repeat 2-3 until the landmarks stop
+   changing.
+4. In the final frame: **PT** (pubic tubercle) = extreme point towards anterior-superior (45 degrees) of the pubis
+   12-45 mm lateral of the symphysis (the tubercle sits on top of the superior ramus, lateral of the symphysis,
+   which is often the more anterior point).
+5. In the final frame: **PSIS** = most posterior point of the upper part; **IS** (ischial spine) = extreme point in
    the medial-posterior direction (45 degrees) behind the centroid, below the centroid and the hip joint centre
    (femoral head centre, when the femur was measured) and at most 15 mm below the PT (higher lies the ilium, lower
    the ischial tuberosity and ramus).
@@ -32,6 +36,7 @@ LANDMARKS = ("ASIS_L", "ASIS_R", "PSIS_L", "PSIS_R", "PT_L", "PT_R", "IS_L", "IS
 _MEDIAL_SIGN = {"L": 1.0, "R": -1.0}
 _MAX_ITERATIONS = 20
 IS_BELOW_PT_MM = 15.0
+PT_FROM_SYMPHYSIS_MM = (12.0, 45.0)
 
 
 def measure_pelvis(volume: LabelVolume, hip_centers: dict[str, np.ndarray] | None = None) -> dict:
@@ -71,6 +76,7 @@ def measure_pelvis(volume: LabelVolume, hip_centers: dict[str, np.ndarray] | Non
         landmarks = new
         frame = _app_frame(landmarks, frame)
     for side, points in hips.items():
+        landmarks[f"PT_{side}"] = _pubic_tubercle(points, frame, side)
         joint = (hip_centers or {}).get(side)
         landmarks |= _posterior_landmarks(points, frame, side, landmarks[f"PT_{side}"], joint)
     result: dict[str, object] = {}
@@ -108,6 +114,19 @@ def _anterior_landmarks(points: np.ndarray, frame: np.ndarray, side: str) -> dic
     asis = points[upper][np.argmax(q[upper, 1])]
     pt = points[~upper][np.argmax(q[~upper, 1])]
     return {f"ASIS_{side}": asis, f"PT_{side}": pt}
+
+
+def _pubic_tubercle(points: np.ndarray, frame: np.ndarray, side: str) -> np.ndarray:
+    """PT in the final frame: the extreme point towards anterior-superior (45 degrees) of the pubis (below and in
+    front of the centroid) between ``PT_FROM_SYMPHYSIS_MM`` lateral of the symphysis (its most medial point)."""
+    q, centre = _split(points, frame)
+    pubis = (q[:, 2] < centre[2]) & (q[:, 1] > centre[1])
+    medial = _MEDIAL_SIGN[side] * q[:, 0]
+    lateral_of_symphysis = medial[pubis].max() - medial
+    lo, hi = PT_FROM_SYMPHYSIS_MM
+    tubercle = pubis & (lateral_of_symphysis > lo) & (lateral_of_symphysis < hi)
+    candidates = tubercle if np.any(tubercle) else pubis
+    return points[candidates][np.argmax(q[candidates, 1] + q[candidates, 2])]
 
 
 def _posterior_landmarks(

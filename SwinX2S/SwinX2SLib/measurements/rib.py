@@ -152,8 +152,9 @@ def _longest_path(idx: np.ndarray, linear: np.ndarray) -> np.ndarray:
         rows.append(np.flatnonzero(hit))
         cols.append(target[hit])
         weights.append(np.full(np.count_nonzero(hit), np.linalg.norm(linear @ offset)))
-    graph = coo_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))),
-                       shape=(len(idx), len(idx))).tocsr()
+    graph = coo_matrix(
+        (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))), shape=(len(idx), len(idx))
+    ).tocsr()
     _, component = connected_components(graph, directed=False)
     largest = np.flatnonzero(component == np.argmax(np.bincount(component)))
     start = largest[0]

@@ -11,9 +11,10 @@ For each vertebra (largest connected component of its label):
    extents. The body is everything in front of the canal. Steps 1-2 run twice so the raster follows the frame.
 3. **Mid-sagittal profile**: the body voxels within 2 mm of the mid-sagittal plane are binned into anterior-posterior
    columns; each column gives the superior and inferior endplate heights. Anterior / posterior body height = mean of
-   the two tallest columns within the anterior / posterior fifth of the body (at least 3 mm; the outermost column is
-   shortened by the rounded rim); superior / inferior endplate depth = distance between the endplate's first and
-   last column; endplate width = left-right extent of the body within 3 mm of its superior endplate.
+   the two tallest columns (the tallest alone if the other is 20 % shorter) within the anterior / posterior fifth of
+   the body (at least 3 mm; the outermost column is shortened by the rounded rim); superior / inferior endplate
+   depth = distance between the endplate's first and last column; endplate width = left-right extent of the body
+   within 3 mm of its superior endplate.
 4. **Spinous process**: base = posterior border of the canal on the mid-sagittal plane (at the laminae's height);
    tip = the voxel of the mid-sagittal slab behind the canal farthest from the base. Length = |tip - base|;
    angle = inclination of base -> tip below the posterior axis (positive when the tip points caudally; the published
@@ -67,11 +68,14 @@ def measure_vertebrae(volume: LabelVolume, ids: dict[str, int]) -> dict[str, dic
         name -> ``{parameter: value | not_measurable, "body_center_ras": [r, a, s]}`` (parameters
         :data:`VERTEBRA_PARAMETERS`) or one ``not_measurable`` dict.
     """
-    centroids = {name: volume.structure(label).points().mean(axis=0) for name, label in ids.items()
-                 if volume.present(label)}
+    centroids = {
+        name: volume.structure(label).points().mean(axis=0) for name, label in ids.items() if volume.present(label)
+    }
     names = list(ids)
-    return {name: _measure_one(volume, name, ids[name], _spine_direction(names.index(name), names, centroids))
-            for name in names}
+    return {
+        name: _measure_one(volume, name, ids[name], _spine_direction(names.index(name), names, centroids))
+        for name in names
+    }
 
 
 def _spine_direction(index: int, names: list[str], centroids: dict[str, np.ndarray]) -> np.ndarray:
@@ -150,8 +154,9 @@ def _measure_one(volume: LabelVolume, name: str, label: int, cranial: np.ndarray
     return result
 
 
-def _canal(points: np.ndarray, centre: np.ndarray, right: np.ndarray, anterior: np.ndarray,
-           volume: LabelVolume) -> dict | None:
+def _canal(
+    points: np.ndarray, centre: np.ndarray, right: np.ndarray, anterior: np.ndarray, volume: LabelVolume
+) -> dict | None:
     """The vertebral foramen as the largest hole of the axial projection, or None.
 
     Returns:
@@ -185,8 +190,9 @@ def _canal(points: np.ndarray, centre: np.ndarray, right: np.ndarray, anterior: 
     }
 
 
-def _body_profile(u: np.ndarray, w: np.ndarray, anterior: np.ndarray, superior: np.ndarray,
-                  volume: LabelVolume) -> tuple[dict[str, float], tuple[np.ndarray, np.ndarray]]:
+def _body_profile(
+    u: np.ndarray, w: np.ndarray, anterior: np.ndarray, superior: np.ndarray, volume: LabelVolume
+) -> tuple[dict[str, float], tuple[np.ndarray, np.ndarray]]:
     """Heights and endplate depths from the body's mid-sagittal voxels (``u`` anterior, ``w`` superior, mm), and the
     superior edge ``(column positions, heights)`` of that profile."""
     step = volume.footprint_mm(anterior)
@@ -217,8 +223,10 @@ def _body_profile(u: np.ndarray, w: np.ndarray, anterior: np.ndarray, superior: 
 
 
 def _tallest_two(heights: np.ndarray) -> float:
-    """Mean of the two tallest columns (the tallest alone is biased upwards by voxelisation noise)."""
-    return float(np.mean(np.sort(heights)[-2:]))
+    """Mean of the two tallest columns (the tallest alone is biased upwards by voxelisation noise), or the tallest
+    when the second is shorter than 80 % of it (a rounded rim on a coarse grid)."""
+    top = np.sort(heights)[-2:]
+    return float(top.mean() if top[0] >= 0.8 * top[-1] else top[-1])
 
 
 def _spinous_process(u: np.ndarray, w: np.ndarray, canal: dict) -> dict[str, object]:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..conventions import DEFAULT_GRID_SHAPE, ModelGrid
-from .body import HU, Habitus, draw_metal, draw_soft_tissue, unlabelled_bones
+from .body import HU, Habitus, build_arms, draw_metal, draw_soft_tissue, unlabelled_bones
 from .femur import Femur, build_femur
 from .pelvis import build_pelvis
 from .ribs import build_ribs
@@ -59,6 +59,8 @@ class PhantomConfig:
             so that structures are absent or truncated; otherwise it spans C1 to mid-thigh.
         noise_hu: standard deviation of the Gaussian CT noise.
         metal_probability: chance of a metal implant (femoral nail or lumbar screws and rods).
+        arms_probability: chance that the arms hang beside the trunk (in the field of view; unlabelled bones)
+            rather than being raised out of it.
         unlabelled_bones: draw sternum, costal cartilage, clavicles, scapulae and skull (label 0).
         center_on: catalogue name of a bone to centre the grid on (femur: head centre; hip: acetabulum; sacrum:
             S1 endplate; vertebra: body centre; rib: middle of its centreline), e.g. for a 1 mm close-up with
@@ -76,6 +78,7 @@ class PhantomConfig:
     fov_cut_probability: float = 0.5
     noise_hu: float = 10.0
     metal_probability: float = 0.1
+    arms_probability: float = 0.3
     unlabelled_bones: bool = True
     center_on: str | None = None
 
@@ -182,6 +185,8 @@ class _Params:
     cancellous_hu: float
     metal: str | None
     metal_side: str
+    arms: bool
+    arm_abduction_deg: float
 
 
 def _draw(rng: np.random.Generator, cfg: PhantomConfig) -> _Params:
@@ -219,6 +224,8 @@ def _draw(rng: np.random.Generator, cfg: PhantomConfig) -> _Params:
         cancellous_hu=rng.uniform(200.0, 400.0),
         metal=metal_kind if metal else None,
         metal_side=str(rng.choice(sides)),
+        arms=bool(rng.random() < cfg.arms_probability),
+        arm_abduction_deg=rng.uniform(3.0, 20.0),
     )
 
 
@@ -373,12 +380,15 @@ def make_phantom(
 
     habitus = Habitus(params.scale, params.adiposity)
     ribs_by = {r.name: r for r in anatomy.ribs}
-    draw_soft_tissue(canvas, anatomy.vertebrae, ribs_by, anatomy.pelvis, anatomy.femurs, habitus, rng)
+    arms = build_arms(anatomy.vertebrae, habitus, params.arm_abduction_deg) if params.arms else []
+    draw_soft_tissue(canvas, anatomy.vertebrae, ribs_by, anatomy.pelvis, anatomy.femurs, arms, habitus, rng)
 
     boxes, truncated = _draw_skeleton(canvas, anatomy, 0.9 * spacing, habitus, cfg.unlabelled_bones)
+    for arm in arms:
+        canvas.paint(arm.bones(anatomy.densities["other"], 0.9 * spacing))
     if params.metal:
         draw_metal(canvas, params.metal, anatomy.femurs[params.metal_side], anatomy.vertebrae)
-    counts, removed = _keep_largest_components(canvas, boxes)
+    counts, removed = _keep_largest_components(canvas, boxes, truncated)
     if cfg.noise_hu > 0:
         _add_noise(canvas.ct, cfg.noise_hu, rng)
 
@@ -405,6 +415,7 @@ def make_phantom(
             "has_l6": params.has_l6,
             "metal_implant": params.metal,
             "metal_side": params.metal_side if params.metal else None,
+            "arms_in_view": params.arms,
             "noise_hu": cfg.noise_hu,
             "fov_cut": cut,
             "bone_hu": {"cortical": round(params.cortical_hu, 1), "cancellous": round(params.cancellous_hu, 1)},
@@ -481,10 +492,12 @@ def _front_label(labels: np.ndarray, axis: int) -> np.ndarray:
     return np.take_along_axis(flipped, np.expand_dims(first, axis), axis=axis).squeeze(axis)
 
 
-def _keep_largest_components(canvas: Canvas, boxes: dict) -> tuple[dict[int, int], dict[int, int]]:
+def _keep_largest_components(
+    canvas: Canvas, boxes: dict, truncated: dict[int, bool]
+) -> tuple[dict[int, int], dict[int, int]]:
     """Make every label one 6-connected component: a safety net for thin parts on coarse grids. Smaller pieces
-    go to the bone they touch most (else to background). Returns the voxel count of each label and the voxels
-    taken from it."""
+    become background, except, for a bone truncated by the grid, pieces that reach the grid boundary (they are
+    joined outside the field of view). Returns the voxel count of each label and the voxels taken from it."""
     from scipy import ndimage
 
     removed = {}
@@ -492,24 +505,30 @@ def _keep_largest_components(canvas: Canvas, boxes: dict) -> tuple[dict[int, int
         if box is None:
             continue
         labels = canvas.labels[box]
-        mask = labels == label
-        components, n = ndimage.label(mask)
+        components, n = ndimage.label(labels == label)
         if n <= 1:
             continue
         sizes = np.bincount(components.ravel(order="K"))
         sizes[0] = 0
-        keep = int(np.argmax(sizes))
-        for piece in range(1, n + 1):
-            if piece == keep:
-                continue
-            voxels = components == piece
-            rim = ndimage.binary_dilation(voxels) & ~voxels
-            around = labels[rim]
-            around = around[(around != 0) & (around != label)]
-            labels[voxels] = np.bincount(around).argmax() if around.size else 0
-        removed[label] = int((mask & (components != keep)).sum())
+        keep = {int(np.argmax(sizes))}
+        if truncated.get(label):
+            keep |= _pieces_on_grid_boundary(components, box, canvas.grid.shape)
+        drop = ~np.isin(components, [0, *keep])
+        labels[drop] = 0
+        removed[label] = int(np.count_nonzero(drop))
     counts = {label: int(np.count_nonzero(canvas.labels[box] == label)) for label, box in boxes.items() if box}
     return counts, removed
+
+
+def _pieces_on_grid_boundary(components: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...]) -> set[int]:
+    """Component ids (of a label map over ``box``) with voxels on a face of the whole grid."""
+    found: set[int] = set()
+    for axis in range(3):
+        if box[axis].start == 0:
+            found |= set(np.unique(np.take(components, 0, axis=axis)).tolist())
+        if box[axis].stop == shape[axis]:
+            found |= set(np.unique(np.take(components, -1, axis=axis)).tolist())
+    return found - {0}
 
 
 def phantom_stream(seed: int, **kwargs) -> Iterator[Phantom]:

@@ -18,7 +18,7 @@ from .ribs import Rib
 from .shapes import BoneDensity, Canvas, Ellipsoid, Part, Structure, Tube, unit
 from .spine import Vertebra
 
-__all__ = ["HU", "Habitus", "draw_metal", "draw_soft_tissue", "unlabelled_bones"]
+__all__ = ["HU", "Arm", "Habitus", "build_arms", "draw_metal", "draw_soft_tissue", "unlabelled_bones"]
 
 HU = {
     "air": -1000.0,
@@ -53,6 +53,53 @@ class Habitus:
     def girth(self) -> float:
         """Extra factor on trunk width and depth from adiposity."""
         return 1.0 + 0.25 * self.adiposity
+
+
+@dataclass(frozen=True)
+class Arm:
+    """An arm hanging beside the trunk: shoulder (humeral head centre), elbow and wrist (body-frame mm)."""
+
+    side: int
+    shoulder: np.ndarray
+    elbow: np.ndarray
+    wrist: np.ndarray
+    scale: float
+
+    def soft_tissue_at(self, s: float, girth: float) -> tuple[float, float, float] | None:
+        """Centre ``(l, a)`` and radius (mm) of the arm's cross-section at level ``s``, None above or below it."""
+        k = self.scale
+        if s >= self.shoulder[2]:
+            r2 = (55.0 * k) ** 2 - (s - self.shoulder[2]) ** 2  # deltoid cap over the humeral head
+            return (self.shoulder[0], self.shoulder[1], float(np.sqrt(r2))) if r2 > 0 else None
+        for a, b, ra, rb in ((self.shoulder, self.elbow, 52.0, 40.0), (self.elbow, self.wrist, 40.0, 28.0)):
+            if b[2] <= s <= a[2]:
+                t = (a[2] - s) / (a[2] - b[2])
+                c = a + t * (b - a)
+                return float(c[0]), float(c[1]), (ra + t * (rb - ra)) * k * girth
+        return None
+
+    def bones(self, density: BoneDensity, min_radius: float) -> Structure:
+        """Humerus (head and shaft) and forearm bones, unlabelled."""
+        k, r = self.scale, min_radius
+        down = unit(self.elbow - self.shoulder)
+        humerus = Tube(np.array([self.shoulder + 15.0 * k * down, self.elbow]), max(11.0 * k, r), max(10.0 * k, r))
+        forearm = Tube(np.array([self.elbow, self.wrist]), max(12.0 * k, r), max(7.0 * k, r))
+        head = Ellipsoid(self.shoulder, np.full(3, 23.0 * k))
+        return Structure(0, [head, humerus, forearm], density)
+
+
+def build_arms(vertebrae: list[Vertebra], habitus: Habitus, abduction_deg: float) -> list[Arm]:
+    """Both arms hanging at the patient's sides, abducted by ``abduction_deg``, elbows slightly flexed."""
+    k = habitus.scale
+    t2 = next(v for v in vertebrae if v.name == "vertebrae_T2")
+    a = np.deg2rad(abduction_deg)
+    arms = []
+    for side in (1, -1):
+        shoulder = t2.center + np.array([side * 170.0 * k * habitus.girth, 25.0 * k, 10.0 * k])
+        elbow = shoulder + 300.0 * k * np.array([side * np.sin(a), 0.0, -np.cos(a)])
+        wrist = elbow + 250.0 * k * unit([side * np.sin(a / 2), 0.35, -1.0])
+        arms.append(Arm(side, shoulder, elbow, wrist, k))
+    return arms
 
 
 @dataclass
@@ -142,6 +189,7 @@ def draw_soft_tissue(
     ribs: dict[str, Rib],
     pelvis: Pelvis,
     femurs: dict[str, Femur],
+    arms: list[Arm],
     habitus: Habitus,
     rng: np.random.Generator,
 ) -> None:
@@ -177,6 +225,10 @@ def draw_soft_tissue(
                 radius = (70.0 - 25.0 * frac) * k * habitus.girth
                 cl = c[0] - femur.side * (20.0 - 15.0 * frac) * k
                 ellipses.append((cl, c[1] + 5.0 * k, radius + fat, 0.95 * radius + fat))
+        for arm in arms:
+            section = arm.soft_tissue_at(s, habitus.girth)
+            if section is not None:
+                ellipses.append((section[0], section[1], section[2] + 0.5 * fat, section[2] + 0.5 * fat))
         if not ellipses:
             continue
         for cl, ca, hw, hd in ellipses:

@@ -41,8 +41,8 @@ tubercle, ischial spine)."""
 _JOINT_SPACE_MM = 2.0
 _CREST = ((118, 45, 58), (132, 18, 105), (126, -22, 135), (104, -58, 138), (74, -84, 110), (48, -96, 68))
 _SACRUM = ((0, -35, 105), (0, -52, 82), (0, -64, 55), (0, -66, 28), (0, -58, 5))
-_SACRUM_WIDTH = (52.0, 44.0, 30.0, 16.0, 7.0)
-_SACRUM_DEPTH = (18.0, 16.0, 13.0, 9.0, 5.0)
+_SACRUM_WIDTH = (57.0, 48.0, 33.0, 18.0, 8.0)
+_SACRUM_DEPTH = (22.0, 20.0, 16.0, 11.0, 6.0)
 
 
 @dataclass
@@ -117,15 +117,15 @@ def _hip(
         np.array([reach, reach, reach]),
         lambda p: 0.2 * head_radius - p[2],
     )
-    mass = Ellipsoid(hip - 0.45 * head_radius * opening, np.full(3, head_radius + 11.0 * place.scale))
+    mass = Ellipsoid(hip - 0.45 * head_radius * opening, np.full(3, head_radius + 14.0 * place.scale))
     parts: list[Part] = [Difference(mass, [opening_cut])]
 
     crest = smooth_curve(place.points(_CREST, side), 40)
     k = place.scale
-    parts.append(Tube(crest, np.maximum(7.0 * k, min_radius), np.maximum(6.0 * k, min_radius), np.array([0, 0, 1.0])))
+    parts.append(Tube(crest, np.maximum(9.0 * k, min_radius), np.maximum(7.5 * k, min_radius), np.array([0, 0, 1.0])))
     base = smooth_curve(place.points(((100, 30, 25), (98, -5, 38), (70, -52, 45)), side), 24)
     top = smooth_curve(place.points(_CREST, side), 24)
-    thickness = np.maximum(np.array([12.0, 4.0, 6.0]) * k, 2.0 * min_radius)
+    thickness = np.maximum(np.array([16.0, 8.0, 10.0]) * k, 2.0 * min_radius)
     parts.append(Fan(base, top, place.point((40, -10, 60), side), place.direction((0, 0, 1)), thickness))
     parts += [
         tube(((118, 45, 58), (104, 40, 24), (96, 30, 8)), (6, 6, 8), (6, 6, 8)),  # anterior border, AIIS

@@ -415,15 +415,28 @@ class Canvas:
         for label in structure.overwrite:
             free |= labels == label
         inside = (d < 0) & free
-        dens = structure.density
-        shell = max(dens.cortex_mm, 0.5 * self.grid.spacing)
-        shell_hu = dens.cancellous_hu + (dens.cortical_hu - dens.cancellous_hu) * min(1.0, dens.cortex_mm / shell)
-        hu = np.where(d[inside] > -shell, np.float32(shell_hu), np.float32(dens.cancellous_hu))
-        if structure.marrow:
-            hu[self._evaluate(structure.marrow, box)[inside] < 0] = np.float32(dens.marrow_hu)
+        self._partial_volume(structure, box, d, free, ct)
         labels[inside] = structure.label
-        ct[inside] = hu
         return box, self._touches_clipped_face(inside, box, lo, hi)
+
+    def _partial_volume(self, structure: Structure, box, d: np.ndarray, free: np.ndarray, ct: np.ndarray) -> None:
+        """Write the CT numbers of the voxels within half a voxel of the bone (or inside it), averaged over the
+        voxel along the surface normal: the window ``[depth - s/2, depth + s/2]`` (depth = -SDF) is split into
+        soft tissue (depth < 0: the CT already there), cortex (``0 <= depth < cortex_mm``) and the interior
+        (cancellous bone, or marrow inside the :attr:`Structure.marrow` parts). Labels stay binary."""
+        s = np.float32(self.grid.spacing)
+        dens = structure.density
+        target = (d < 0.5 * s) & free
+        depth = -d[target]
+        a, b = depth - 0.5 * s, depth + 0.5 * s
+        t = np.float32(dens.cortex_mm)
+        f_soft = np.clip(-a, 0.0, s) / s
+        f_cortex = (np.clip(b, 0.0, t) - np.clip(a, 0.0, t)) / s
+        f_inner = (np.maximum(b, t) - np.maximum(a, t)) / s
+        inner = np.full(depth.shape, np.float32(dens.cancellous_hu))
+        if structure.marrow:
+            inner[self._evaluate(structure.marrow, box)[target] < 0] = np.float32(dens.marrow_hu)
+        ct[target] = f_soft * ct[target] + f_cortex * np.float32(dens.cortical_hu) + f_inner * inner
 
     def _touches_clipped_face(self, inside: np.ndarray, box: tuple[slice, ...], lo: np.ndarray, hi: np.ndarray):
         """Whether ``inside`` (the drawn voxels of ``box``) reaches a grid face where the bone's box was clipped."""

@@ -52,31 +52,31 @@ def _dims(table: str) -> tuple[VertebraDims, ...]:
 #    name height depth width disc canal_d canal_w spl spa tp_len tp_angle lamina
 LEVELS: tuple[VertebraDims, ...] = _dims(
     """
-    C1  10 15 22 2  30 28  0  0 16 -10 5
-    C2  18 15 18 5  15 22 28 20 10 -10 5
-    C3  14 15 20 5  14 23 20 15 12 -10 4
-    C4  14 15 21 5  14 24 20 15 12 -10 4
-    C5  14 16 22 5  14 24 22 15 12 -10 4
-    C6  14 16 23 5  14 24 26 15 13 -10 5
-    C7  15 16 25 5  14 24 40 20 18   0 5
-    T1  17 17 28 5  15 20 45 35 22  20 6
-    T2  18 18 29 5  15 17 45 45 22  25 6
-    T3  18 19 30 5  15 16 45 55 21  30 6
-    T4  19 20 31 5  15 16 45 60 21  30 6
-    T5  19 22 32 5  15 16 45 62 20  30 6
-    T6  20 24 33 5  15 16 44 63 20  30 6
-    T7  20 26 34 6  15 16 44 62 20  30 6
-    T8  21 27 35 6  15 16 42 58 19  30 6
-    T9  22 28 36 6  16 17 40 50 18  30 7
-    T10 23 29 38 7  16 17 36 40 17  25 7
-    T11 24 30 40 7  16 18 33 25 14  20 7
-    T12 25 31 42 8  17 20 30 15 12  15 7
-    L1  26 33 43 10 18 22 28 10 20  10 8
-    L2  27 34 45 11 18 22 29  8 24  10 8
-    L3  27 35 47 11 17 23 30  6 28  10 8
-    L4  27 35 49 12 17 24 30  5 25  10 8
-    L5  27 35 50 12 17 25 28  5 22  10 8
-    L6  27 35 50 12 17 25 28  5 22  10 8
+    C1  10 15 22  2 30 28  0  0 16 -10  7
+    C2  18 15 18  5 15 22 28 20 10 -10  7
+    C3  14 15 20  5 14 23 20 15 12 -10  6
+    C4  14 15 21  5 14 24 20 15 12 -10  6
+    C5  14 16 22  5 14 24 22 15 12 -10  6
+    C6  14 16 23  5 14 24 26 15 13 -10  7
+    C7  15 16 25  5 14 24 40 20 18  0  7
+    T1  17 17 28  5 15 20 45 35 22 20  8
+    T2  18 18 29  5 15 17 45 45 22 25  8
+    T3  18 19 30  5 15 16 45 55 21 30  8
+    T4  19 20 31  5 15 16 45 60 21 30  8
+    T5  19 22 32  5 15 16 45 62 20 30  8
+    T6  20 24 33  5 15 16 44 63 20 30  8
+    T7  20 26 34  6 15 16 44 62 20 30  8
+    T8  21 27 35  6 15 16 42 58 19 30  8
+    T9  22 28 36  6 16 17 40 50 18 30 10
+    T10 23 29 38  7 16 17 36 40 17 25 10
+    T11 24 30 40  7 16 18 33 25 14 20 10
+    T12 25 31 42  8 17 20 30 15 12 15 10
+    L1  26 33 43 10 18 22 28 10 20 10 11
+    L2  27 34 45 11 18 22 29  8 24 10 11
+    L3  27 35 47 11 17 23 30  6 28 10 11
+    L4  27 35 49 12 17 24 30  5 25 10 11
+    L5  27 35 50 12 17 25 28  5 22 10 11
+    L6  27 35 50 12 17 25 28  5 22 10 11
     """
 )
 _BY_NAME = {d.name: d for d in LEVELS}
@@ -147,7 +147,7 @@ class Vertebra:
         cc = self.canal_center()
         for side in (1, -1):
             base = cc + np.array([side * (self.canal_width / 2 + self.lamina / 2), 0.0, 0.0])
-            processes.append(self._tube([base, self.transverse_tip(side)], [5.0, 3.5], [4.0, 3.0], r))
+            processes.append(self._tube([base, self.transverse_tip(side)], [6.0, 4.5], [5.0, 3.5], r))
             if self.is_atlas:
                 mass = cc + np.array([side * (self.canal_width / 2 + 2.0), 0.2 * self.canal_depth, 0.0])
                 ends = [mass - np.array([0.0, 6.0, 0.0]), mass + np.array([0.0, 6.0, 0.0])]
@@ -163,11 +163,11 @@ class Vertebra:
                 [x, cc[1] + 0.1 * self.canal_depth, -0.6 * self.h_post],
                 [x, cc[1] + 0.1 * self.canal_depth, 0.6 * self.h_post],
             ]
-            processes.append(self._tube(facet, [4.5, 4.5], [4.5, 4.5], r))
+            processes.append(self._tube(facet, [6.0, 6.0], [6.0, 6.0], r))
         if not self.is_atlas:
             base, tip = self.spinous_base_tip()
-            height = [max(0.3 * self.h_post, 4.0), max(0.2 * self.h_post, 3.0)]
-            processes.append(self._tube([base, tip], height, [3.5, 2.5], r))
+            height = [max(0.38 * self.h_post, 4.0), max(0.28 * self.h_post, 3.0)]
+            processes.append(self._tube([base, tip], height, [4.5, 3.0], r))
         if self.name == "vertebrae_C2":
             top = self.h_center / 2
             core.append(self._tube([[0, -1.0, top - 3.0], [0, -1.0, top + 14.0]], [5.0, 4.5], [5.0, 4.5], r))

@@ -7,7 +7,8 @@ Layout::
       "patient": {... sampled parameters ...},
       "structures": {name: {"id", "status": "present" | "truncated" | "absent", "voxels", "removed_voxels"}},
       "femur": {"left" | "right": {"head_center", "head_radius", "neck_axis", "shaft_axis", "neck_shaft_angle",
-                                   "offset", "neck_length", "neck_anteversion", "neck_shaft_junction", "status"}},
+                                   "offset", "neck_length", "neck_anteversion", "neck_shaft_junction", "status",
+                                   "proximal_status"}},
       "pelvis": {"landmarks": {"left" | "right": {"ASIS", "PSIS", "PT", "IS"}}, "acetabulum": {...},
                  "s1_endplate": {"center", "normal"}},
       "vertebrae": {name: {"status", values..., points..., axes...}},
@@ -16,6 +17,25 @@ Layout::
 
 Points are RAS millimetres computed with ``ModelGrid.index_to_ras`` from the continuous voxel index of the body-frame
 point; directions are unit RAS vectors. ``status`` says whether the structure is inside the field of view.
+
+Definitions:
+
+* femur: ``neck_axis`` points from ``neck_shaft_junction`` (where the neck axis meets the shaft axis) to the head
+  centre; ``shaft_axis`` points distally; ``neck_shaft_angle`` is the angle between the two (115-145°);
+  ``offset`` is the distance from the head centre to the shaft axis line; ``neck_anteversion`` is the elevation
+  of the neck axis above the patient's coronal plane (not the condylar plane). The head is an exact sphere.
+* pelvic landmarks: the apex (a surface point) of the prominence: ASIS and PSIS at the ends of the iliac crest,
+  PT on the superior pubic ramus, IS the tip of the ischial spine; ``acetabulum.center`` is the hip joint centre
+  (the femoral head centre), ``cavity_radius`` the head radius plus the joint space.
+* vertebrae (in the vertebra's own frame ``left_axis``, ``anterior_axis``, ``superior_axis``; mid-sagittal
+  plane): ``anterior_height`` / ``posterior_height`` of the body at its anterior / posterior wall;
+  ``superior_endplate_depth`` / ``inferior_endplate_depth`` (antero-posterior) and ``..._width`` (largest
+  left-right); ``canal_depth`` (antero-posterior, from the posterior body wall) and ``canal_width`` of the
+  vertebral foramen; ``spinous_length`` from ``spinous_base`` (posterior canal margin) to ``spinous_tip``;
+  ``spinous_angle`` between the process and the vertebra's posterior direction, positive when the tip points
+  caudally. The corner points are those of the body outline in the mid-sagittal plane. C1 has canal values only.
+* ribs: ``centreline`` runs from the rib head (inside the costovertebral joint) past the tubercle (at the tip of
+  the transverse process) round the chest to the anterior end.
 """
 
 from __future__ import annotations
@@ -29,7 +49,11 @@ from .ribs import Rib
 from .shapes import Canvas
 from .spine import Vertebra
 
-__all__ = ["TruthWriter"]
+__all__ = ["PROXIMAL_SHAFT_MM", "TruthWriter"]
+
+PROXIMAL_SHAFT_MM = 120.0
+"""A femur's ``proximal_status`` is ``present`` when its head, neck-shaft junction and the shaft down to this
+distance below the junction are inside the grid (``status`` also counts the distal femur, cut at mid-thigh)."""
 
 
 def _num(x: float) -> float:
@@ -67,8 +91,21 @@ class TruthWriter:
     def femurs(self, femurs: dict[str, Femur]) -> dict:
         out = {}
         for side, f in femurs.items():
-            out[side] = {"status": self.status[f.name], **self._geometry(f.head_center, f.truth())}
+            proximal = [f.head_center + f.head_radius * d for d in np.vstack([np.eye(3), -np.eye(3)])]
+            proximal += [f.junction, f.along_shaft(PROXIMAL_SHAFT_MM)]
+            inside = self._inside(np.array(proximal))
+            status = "present" if inside.all() else ("truncated" if inside.any() else "absent")
+            out[side] = {
+                "status": self.status[f.name],
+                "proximal_status": status,
+                **self._geometry(f.head_center, f.truth()),
+            }
         return out
+
+    def _inside(self, points: np.ndarray) -> np.ndarray:
+        """Whether body-frame points ``(N, 3)`` lie inside the grid."""
+        idx = self.canvas.body_to_index(points)
+        return np.all((idx > -0.5) & (idx < np.array(self.grid.shape) - 0.5), axis=1)
 
     def pelvis(self, pelvis: Pelvis) -> dict:
         landmarks = {
