@@ -47,7 +47,7 @@ def test_library_files_are_all_scripts_or_resources() -> None:
         if "__pycache__" not in path.parts
     }
     assert on_disk <= listed, f"library files missing from the expected lists: {sorted(on_disk - listed)}"
-    assert "SwinX2SLib/slicer_support.py" in expected["MODULE_PYTHON_SCRIPTS"]
+    assert "SwinX2SLib/slicer_support/__init__.py" in expected["MODULE_PYTHON_SCRIPTS"]
     assert "Resources/UI/SwinX2S.ui" in expected["MODULE_PYTHON_RESOURCES"]
 
 

@@ -5,15 +5,11 @@ coordinate system, and the coordinate system is the APP spanned by those landmar
 until they agree. Deterministic, on the hip bones' voxel-face surface points in RAS millimetres:
 
 1. Start from the patient frame (right, anterior, superior).
-2. Per hip bone, split at the height of its centroid: **ASIS** = most anterior point of the upper part; the most
-   anterior point of the lower part (the pubis, close to the pubic tubercle) spans the plane with them.
-3. New frame: anterior axis = normal of the plane through both ASIS and the midpoint of both pubic points; right
-   axis = ASIS_L -> ASIS_R made orthogonal to it; superior = right x anterior. Repeat 2-3 until the landmarks stop
-   changing.
-4. In the final frame: **PT** (pubic tubercle) = extreme point towards anterior-superior (45 degrees) of the pubis
-   12-45 mm lateral of the symphysis (the tubercle sits on top of the superior ramus, lateral of the symphysis,
-   which is often the more anterior point).
-5. In the final frame: **PSIS** = most posterior point of the upper part; **IS** (ischial spine) = extreme point in
+2. Per hip bone, split at the height of its centroid: **ASIS** = most anterior point of the upper part, **PT**
+   (pubic tubercle) = most anterior point of the lower part.
+3. New frame: anterior axis = normal of the plane through both ASIS and the midpoint of both PT; right axis =
+   ASIS_L -> ASIS_R made orthogonal to it; superior = right x anterior. Repeat 2-3 until the landmarks stop changing.
+4. In the final frame: **PSIS** = most posterior point of the upper part; **IS** (ischial spine) = extreme point in
    the medial-posterior direction (45 degrees) behind the centroid, below the centroid and the hip joint centre
    (femoral head centre, when the femur was measured) and at most 15 mm below the PT (higher lies the ilium, lower
    the ischial tuberosity and ramus).
@@ -36,7 +32,6 @@ LANDMARKS = ("ASIS_L", "ASIS_R", "PSIS_L", "PSIS_R", "PT_L", "PT_R", "IS_L", "IS
 _MEDIAL_SIGN = {"L": 1.0, "R": -1.0}
 _MAX_ITERATIONS = 20
 IS_BELOW_PT_MM = 15.0
-PT_FROM_SYMPHYSIS_MM = (12.0, 45.0)
 
 
 def measure_pelvis(volume: LabelVolume, hip_centers: dict[str, np.ndarray] | None = None) -> dict:
@@ -65,7 +60,7 @@ def measure_pelvis(volume: LabelVolume, hip_centers: dict[str, np.ndarray] | Non
             hips[side] = structure.surface_points()
             structures[side] = structure
     frame = np.eye(3)  # rows: right, anterior, superior (RAS)
-    landmarks: dict[str, np.ndarray] = {}
+    landmarks: dict[str, np.ndarray | None] = {}
     for _ in range(_MAX_ITERATIONS):
         new = {}
         for side, points in hips.items():
@@ -76,7 +71,6 @@ def measure_pelvis(volume: LabelVolume, hip_centers: dict[str, np.ndarray] | Non
         landmarks = new
         frame = _app_frame(landmarks, frame)
     for side, points in hips.items():
-        landmarks[f"PT_{side}"] = _pubic_tubercle(points, frame, side)
         joint = (hip_centers or {}).get(side)
         landmarks |= _posterior_landmarks(points, frame, side, landmarks[f"PT_{side}"], joint)
     result: dict[str, object] = {}
@@ -84,6 +78,10 @@ def measure_pelvis(volume: LabelVolume, hip_centers: dict[str, np.ndarray] | Non
         side = name[-1]
         if side not in hips:
             result[name] = not_measurable(reasons[side])
+        elif landmarks[name] is None:
+            result[name] = not_measurable(
+                f"{name}: no bone behind the hip bone's centroid between the hip joint and the pubic tubercle"
+            )
         elif _on_border(landmarks[name], volume):
             result[name] = not_measurable(f"{name} lies on the border of the field of view (truncated)")
         else:
@@ -116,35 +114,23 @@ def _anterior_landmarks(points: np.ndarray, frame: np.ndarray, side: str) -> dic
     return {f"ASIS_{side}": asis, f"PT_{side}": pt}
 
 
-def _pubic_tubercle(points: np.ndarray, frame: np.ndarray, side: str) -> np.ndarray:
-    """PT in the final frame: the extreme point towards anterior-superior (45 degrees) of the pubis (below and in
-    front of the centroid) between ``PT_FROM_SYMPHYSIS_MM`` lateral of the symphysis (its most medial point)."""
-    q, centre = _split(points, frame)
-    pubis = (q[:, 2] < centre[2]) & (q[:, 1] > centre[1])
-    medial = _MEDIAL_SIGN[side] * q[:, 0]
-    lateral_of_symphysis = medial[pubis].max() - medial
-    lo, hi = PT_FROM_SYMPHYSIS_MM
-    tubercle = pubis & (lateral_of_symphysis > lo) & (lateral_of_symphysis < hi)
-    candidates = tubercle if np.any(tubercle) else pubis
-    return points[candidates][np.argmax(q[candidates, 1] + q[candidates, 2])]
-
-
 def _posterior_landmarks(
     points: np.ndarray, frame: np.ndarray, side: str, landmarks_pt: np.ndarray, joint: np.ndarray | None
 ) -> dict[str, np.ndarray]:
     """PSIS (most posterior point above the centroid) and IS (extreme point towards medial-posterior behind the
-    centroid, between the
-    height of the centroid or of the hip joint centre, whichever is lower, and ``IS_BELOW_PT_MM`` below the pubic
-    tubercle: higher lies the ilium, lower the ischial tuberosity and the ischiopubic ramus)."""
+    centroid, between the height of the centroid or of the hip joint centre, whichever is lower, and
+    ``IS_BELOW_PT_MM`` below the pubic tubercle: higher lies the ilium, lower the ischial tuberosity and the
+    ischiopubic ramus). IS is None when no bone lies in that window."""
     q, centre = _split(points, frame)
     upper = q[:, 2] > centre[2]
     psis = points[upper][np.argmin(q[upper, 1])]
     floor = (frame @ landmarks_pt)[2] - IS_BELOW_PT_MM
     ceiling = centre[2] if joint is None else min(centre[2], (frame @ joint)[2])
     lower_back = (q[:, 2] < ceiling) & (q[:, 2] > floor) & (q[:, 1] < centre[1])
+    if not np.any(lower_back):
+        return {f"PSIS_{side}": psis, f"IS_{side}": None}
     medial_posterior = _MEDIAL_SIGN[side] * q[lower_back, 0] - q[lower_back, 1]
-    ischial_spine = points[lower_back][np.argmax(medial_posterior)]
-    return {f"PSIS_{side}": psis, f"IS_{side}": ischial_spine}
+    return {f"PSIS_{side}": psis, f"IS_{side}": points[lower_back][np.argmax(medial_posterior)]}
 
 
 def _app_frame(landmarks: dict[str, np.ndarray], previous: np.ndarray) -> np.ndarray:
