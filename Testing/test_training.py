@@ -477,7 +477,7 @@ def test_overfit_one_real_case_reaches_dice_08(tmp_path: Path, official_samples:
     (tmp_path / "data_list.json").write_text(json.dumps({"training": [entry], "validation": [entry]}))
     config = _smoke(tmp_path, tmp_path / "cache", data={"source": "published", "root": str(tmp_path),
                                                          "subset_task": "pelvic"},
-                    model={"img_size": [64, 64, 64]},
+                    model={"img_size": [32, 32, 64]},
                     optim={"epochs": 8, "steps_per_epoch": 40, "lr": 3e-3, "warmup_epochs": 0.2, "min_lr": 1e-4},
                     schedule={"val_every": 8, "export_best": False})
     result = Trainer(config, tmp_path / "run").fit()

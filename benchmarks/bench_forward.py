@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SwinX2S"))
 
 
 def measure(args: argparse.Namespace) -> dict:
-    """Run the predictions of one path in this process; returns the best time and the peak memory."""
+    """Run the predictions of one path in this process; returns the best wall / CPU time and the peak memory."""
     import torch
 
     from SwinX2SLib.network import create_model, predict_labels
@@ -56,15 +56,16 @@ def measure(args: argparse.Namespace) -> dict:
     for _ in range(args.warmup + args.repeat):
         if device.type == "cuda":
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         labels = predict()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+        times.append((time.perf_counter() - start, time.process_time() - cpu_start))
     result = {
         "path": args.path,
         "variant": args.variant,
-        "seconds": min(times[args.warmup :]),
+        "seconds": min(t[0] for t in times[args.warmup :]),
+        "cpu_seconds": min(t[1] for t in times[args.warmup :]),
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "baseline_rss_gb": baseline_gb,
         "labels_sum": int(labels.long().sum()),
@@ -105,7 +106,8 @@ def main() -> None:
             r = results[path]
             cuda = f", peak CUDA {r['peak_cuda_gb']:.2f} GB" if "peak_cuda_gb" in r else ""
             print(
-                f"{variant:<6} {path:<6} {r['seconds']:7.2f} s   peak RSS {r['peak_rss_gb']:5.2f} GB "
+                f"{variant:<6} {path:<6} {r['seconds']:7.2f} s (CPU {r['cpu_seconds']:.1f} s)  "
+                f"peak RSS {r['peak_rss_gb']:5.2f} GB "
                 f"(baseline {r['baseline_rss_gb']:.2f} GB){cuda}"
             )
         if len(results) == 2:

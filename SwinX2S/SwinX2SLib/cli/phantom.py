@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         metavar="MM",
-        help="isotropic voxel size; default: the field of view spans the Z axis (about 3.5-6.5 mm)",
+        help="isotropic voxel size; default: the field of view spans the Z axis (about 4-6.5 mm for 160 slices)",
     )
     add_overwrite_argument(p)
     add_progress_argument(p)

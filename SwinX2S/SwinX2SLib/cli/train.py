@@ -22,11 +22,13 @@ __all__ = ["register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..training.config import PRESETS  # torch-free
+
     p = subparsers.add_parser("train", help="train / fine-tune a model, resume a run, or export a checkpoint",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", metavar="CFG", help="YAML/JSON training configuration")
-    source.add_argument("--preset", choices=("paper", "finetune", "default_model", "smoke"),
+    source.add_argument("--preset", choices=tuple(PRESETS),
                         help="start from a built-in configuration preset")
     source.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     source.add_argument("--export", metavar="RUN_DIR", help="write a model directory from RUN_DIR's checkpoint")

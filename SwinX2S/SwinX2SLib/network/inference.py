@@ -4,7 +4,8 @@ A plain ``model(coronal, sagittal)`` holds, per view, the full-resolution skip, 
 their concatenation, every intermediate of the last residual block and the 55-channel logits, then sums ``p + q``.
 :func:`predict_labels` computes the same numbers in another order:
 
-* the deep levels (1/2 ... 1/32 resolution) and the cross-view attention run as in :meth:`SwinX2S.forward`;
+* the deep levels (1/2 ... 1/32 resolution) and the cross-view attention run as in :meth:`SwinX2S.forward`
+  (both views as one batch);
 * the two full-resolution residual blocks (level-0 skip and last up block) run in slabs along X: 3x3x3
   convolutions read a one-plane halo, convolutions whose input and output have the same width overwrite their
   input slab by slab (keeping one saved plane), instance-norm statistics are accumulated over slabs (float64) and
@@ -58,14 +59,13 @@ def predict_labels(
     device_type = coronal.device.type
     amp = torch.autocast(device_type, dtype=autocast_dtype) if autocast_dtype is not None else contextlib.nullcontext()
     with torch.inference_mode(), amp:
+        halves = model.decode_deep(model.encode(coronal, sagittal)).chunk(2)
+        expand = model.dimension_expansion[0]
         decoded = []
-        for image, view, features in model.encode(coronal, sagittal):
-            x = features.pop()
-            for block in model.decoder_blocks[:-1]:
-                x = block(x, features.pop())
-            skip = _residual_block(model.encoder_blocks[0].layer, model.dimension_expansion[0](image, view), slab)
-            decoded.append(_up_block(model.decoder_blocks[-1], x, skip, slab))
-            del x, skip
+        for half, image, view in zip(halves, (coronal, sagittal), ("coronal", "sagittal"), strict=True):
+            skip = _residual_block(model.encoder_blocks[0].layer, expand(image, view), slab)
+            decoded.append(_up_block(model.decoder_blocks[-1], half, skip, slab))
+            del skip
         head = model.head.conv.conv
         batch, _, size_x, size_y, size_z = decoded[0].shape
         dtype = torch.uint8 if model.num_classes <= 256 else torch.int64

@@ -125,40 +125,50 @@ class SwinX2S(nn.Module):
         Returns:
             ``(p, q)``: logits ``[B, num_classes, X, Y, Z]`` of the coronal and of the sagittal branch.
         """
-        features = self.encode(coronal, sagittal)
-        return tuple(self.head(self.decode(image, view, feats)) for image, view, feats in features)
+        half = self.decode_deep(self.encode(coronal, sagittal))
+        logits = self.head(self.decoder_blocks[-1](half, self.full_resolution_skip(coronal, sagittal)))
+        return logits.chunk(2)
 
-    def encode(
-        self, coronal: torch.Tensor, sagittal: torch.Tensor
-    ) -> tuple[tuple[torch.Tensor, str, list[torch.Tensor]], tuple[torch.Tensor, str, list[torch.Tensor]]]:
+    def encode(self, coronal: torch.Tensor, sagittal: torch.Tensor) -> list[torch.Tensor]:
         """Encode both views down to the cross-attended bottleneck.
 
+        The two views go through the shared weights as one batch (coronal first): the same arithmetic as two
+        passes, with larger and faster convolutions.
+
         Returns:
-            For each view ``(image, view name, features)`` where ``features`` are the skip volumes of levels 1..5,
-            ``[B, F * 2**(l-1), X / 2**l, Y / 2**l, Z / 2**l]`` (level 5 = cross-attended bottleneck). Level 0 is
-            computed later by :meth:`decode`, so that only one full-resolution skip is alive at a time.
+            The skip volumes of levels 1..5, ``[2B, F * 2**(l-1), X / 2**l, Y / 2**l, Z / 2**l]`` (coronal batch
+            then sagittal batch; level 5 is the cross-attended bottleneck). Level 0 comes from
+            :meth:`full_resolution_skip`.
         """
         self.check_views(coronal, sagittal)
-        a = self._deep_features(coronal, "coronal")
-        b = self._deep_features(sagittal, "sagittal")
-        a[-1], b[-1] = self.cross_view_attention(a[-1], b[-1])
-        return (coronal, "coronal", a), (sagittal, "sagittal", b)
+        hidden = self.encoder(torch.cat((coronal, sagittal)))
+        features = [
+            block(self._expand(expand, h))
+            for h, expand, block in zip(hidden, self.dimension_expansion[1:], self.encoder_blocks[1:], strict=True)
+        ]
+        features[-1] = torch.cat(self.cross_view_attention(*features[-1].chunk(2)))
+        return features
 
-    def decode(self, image: torch.Tensor, view: str, features: list[torch.Tensor]) -> torch.Tensor:
-        """Decode one view's features (consumed: the list is emptied) to ``[B, F, X, Y, Z]`` before the head."""
+    def decode_deep(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """Up-blocks from the bottleneck to level 1; consumes ``features`` (from :meth:`encode`).
+
+        Returns:
+            ``[2B, F, X / 2, Y / 2, Z / 2]``, input of the last up-block (with :meth:`full_resolution_skip`).
+        """
         x = features.pop()
         for block in self.decoder_blocks[:-1]:
             x = block(x, features.pop())
-        skip = self.encoder_blocks[0](self.dimension_expansion[0](image, view))
-        return self.decoder_blocks[-1](x, skip)
+        return x
 
-    def _deep_features(self, image: torch.Tensor, view: str) -> list[torch.Tensor]:
-        """Skip volumes of levels 1..5 of one view."""
-        hidden = self.encoder(image)
-        return [
-            block(expand(h, view))
-            for h, expand, block in zip(hidden, self.dimension_expansion[1:], self.encoder_blocks[1:], strict=True)
-        ]
+    def full_resolution_skip(self, coronal: torch.Tensor, sagittal: torch.Tensor) -> torch.Tensor:
+        """Level-0 skip of both views: expanded raw images through the first residual block, ``[2B, F, X, Y, Z]``."""
+        return self.encoder_blocks[0](self._expand(self.dimension_expansion[0], torch.cat((coronal, sagittal))))
+
+    @staticmethod
+    def _expand(expand: DimensionExpansion, stacked: torch.Tensor) -> torch.Tensor:
+        """Dimension expansion of a coronal-then-sagittal batch ``[2B, C, H, W]`` -> ``[2B, C, X, Y, Z]``."""
+        coronal, sagittal = stacked.chunk(2)
+        return torch.cat((expand(coronal, "coronal"), expand(sagittal, "sagittal")))
 
     def check_views(self, coronal: torch.Tensor, sagittal: torch.Tensor) -> None:
         """Raise ValueError unless the views are ``[B, N, X, Z]`` and ``[B, N, Y, Z]`` for this model's size."""

@@ -5,6 +5,15 @@ the level of the hip joint centres), from seeded random parameters within anatom
 model grid (``[x, y, z]`` = patient left, anterior, superior; see ``docs/architecture.md``) with implicit shapes
 evaluated on a bounding box per bone.
 
+Field of view: from above C1 (or, by chance, a cut level between C3 and T6) down to mid-thigh (or a cut between
+S1 and mid-thigh). Without ``spacing_mm`` the grid's z axis spans it exactly, like the published data (an adult
+C1-to-mid-thigh is about 0.9-1 m, so 160 slices give 4-6.5 mm voxels; T1 to mid-thigh about 5 mm).
+
+A voxel belongs to the first bone drawn into it: femurs (the head is an exact sphere), hips, sacrum, vertebral
+cores, ribs, vertebral processes. Thin parts are widened to 0.9 voxel so that every bone stays one connected
+piece on coarse grids (a widened rib keeps its projected mass); the CT is partial-volume averaged at bone
+surfaces, the labels are not.
+
 Examples::
 
     >>> from SwinX2SLib.phantom import make_phantom
@@ -49,7 +58,8 @@ class PhantomConfig:
 
     Args:
         size_range: overall body size factor (all lengths).
-        rotation_deg: patient rotation about the superior axis is uniform in ``±rotation_deg``.
+        rotation_deg: patient rotation about the superior axis is uniform in ``±rotation_deg`` (positive turns
+            the patient's left side anteriorly).
         pelvic_tilt_deg: pelvic tilt uniform in ``±pelvic_tilt_deg`` (positive = posterior tilt).
         head_radius_mm: femoral head radius range.
         neck_shaft_angle_deg: neck-shaft angle range.
@@ -344,7 +354,7 @@ def make_phantom(
         seed: seed of the random generator; the same seed (and arguments) gives identical arrays and truth.
         shape: grid size ``(X, Y, Z)``.
         spacing_mm: isotropic voxel size. None: the field of view (C1 or a cut level down to mid-thigh or a cut
-            level) spans the ``Z`` axis exactly, as in the published data (typically 3.5-6 mm for 160 slices).
+            level) spans the ``Z`` axis exactly, as in the published data (typically 4-6.5 mm for 160 slices).
             Given: the grid is centred on that field of view and the anatomy outside it is cropped.
         config: ranges of the random variation (default :class:`PhantomConfig`).
 

@@ -82,7 +82,7 @@ def frame_from_axes(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
 
 
 def smooth_curve(control: np.ndarray, samples: int) -> np.ndarray:
-    """Centripetal-free (uniform) Catmull-Rom curve through ``control`` ``(K, 3)``, resampled to ``samples``
+    """Uniform Catmull-Rom curve through ``control`` ``(K, 3)``, resampled to ``samples``
     points ``(samples, 3)`` evenly spaced in the curve parameter; the curve passes through every control point."""
     control = np.asarray(control, dtype=np.float64)
     padded = np.vstack([2 * control[0] - control[1], control, 2 * control[-1] - control[-2]])
@@ -348,10 +348,6 @@ class Canvas:
     def body_to_index(self, points: np.ndarray) -> np.ndarray:
         """Body-frame mm ``(..., 3)`` → continuous voxel indices ``(..., 3)``."""
         return (np.asarray(points, dtype=np.float64) - self._offset) @ self._inverse.T
-
-    def index_to_body(self, ijk: np.ndarray) -> np.ndarray:
-        """Continuous voxel indices ``(..., 3)`` → body-frame mm ``(..., 3)``."""
-        return np.asarray(ijk, dtype=np.float64) @ self._matrix.T + self._offset
 
     def index_box(self, lo: np.ndarray, hi: np.ndarray) -> tuple[slice, slice, slice] | None:
         """Voxel box (clipped to the grid) covering the body-frame box ``[lo, hi]``; None when outside."""

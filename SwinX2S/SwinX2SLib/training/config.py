@@ -190,6 +190,9 @@ class ScheduleConfig:
         checkpoint_every_steps: also write ``last`` every n steps within an epoch (0: at epoch ends only).
         log_every: write a step record every n steps.
         export_best: write the model directory ``RUN_DIR/model`` whenever validation improves.
+        export_dir: also write the best model to this model directory whenever validation improves (e.g. the
+            model shipped with SwinX2S), with the full model card.
+        export_holdout: evaluate the held-out cases for the card of ``export_dir``.
     """
 
     seed: int = 0
@@ -201,6 +204,8 @@ class ScheduleConfig:
     checkpoint_every_steps: int = 0
     log_every: int = 1
     export_best: bool = True
+    export_dir: str | None = None
+    export_holdout: bool = False
 
 
 @dataclass(frozen=True)
@@ -260,7 +265,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             "lr": 1e-3, "weight_decay": 0.01, "min_lr": 2e-5, "epochs": 40, "warmup_epochs": 1,
             "steps_per_epoch": 25, "batch_size": 1,
         },
-        "schedule": {"val_every": 4, "threads": 2, "checkpoint_every_steps": 10},
+        "schedule": {"val_every": 4, "threads": 2, "checkpoint_every_steps": 10,
+                     "export_dir": "SwinX2S/SwinX2SLib/models/default", "export_holdout": True},
     },
     # Seconds-long configuration for tests and smoke runs.
     "smoke": {

@@ -413,6 +413,10 @@ class Trainer:
                 self._save(ctx, "best", model, optimizer, scheduler, scaler, state)
                 if ctx.is_main and cfg.schedule.export_best:
                     _save_model_dir(model, cfg, self.run_dir / MODEL_DIR, state, val or {}, {}, overwrite=True)
+                if ctx.is_main and cfg.schedule.export_dir:
+                    export_from_run(self.run_dir, cfg.schedule.export_dir, "best",
+                                    holdout=cfg.schedule.export_holdout, overwrite=True)
+                distributed.barrier()
             record = logger.epoch(epoch=epoch + 1, step=state["step"], train_loss=train_loss,
                                   lr=optimizer.param_groups[0]["lr"],
                                   samples_per_s=round(samples / max(time.monotonic() - epoch_start, 1e-9), 4),
