@@ -337,7 +337,9 @@ def test_training_run_writes_logs_checkpoints_and_model(tmp_path: Path, phantom_
 
     records: list[dict] = []
     run = tmp_path / "run"
-    result = Trainer(_smoke(tmp_path, phantom_cache), run, callback=records.append).fit()
+    shipped = tmp_path / "shipped"
+    config = _smoke(tmp_path, phantom_cache, schedule={"export_dir": str(shipped), "export_holdout": True})
+    result = Trainer(config, run, callback=records.append).fit()
     assert (result.stop_reason, result.epoch, result.step) == ("completed", 2, 4)
     for name in ("config.yaml", "log.jsonl", "epochs.csv", "curves.png", "checkpoints/last.pt", "checkpoints/best.pt",
                  "model/model.json", "model/model.safetensors"):
@@ -357,6 +359,8 @@ def test_training_run_writes_logs_checkpoints_and_model(tmp_path: Path, phantom_
     assert card.training["step"] >= 2 and card.metrics["dice"] is not None and card.img_size == (32, 32, 64)
     best = _weights(run, "best")
     assert all(torch.equal(best[k], v) for k, v in model.state_dict().items())
+    _, shipped_card = load_model_dir(shipped)  # written on improvement, with the held-out phantoms' metrics
+    assert shipped_card.metrics["holdout"]["cases"] == 2 and shipped_card.sha256 == card.sha256
 
 
 def result_config(run: Path) -> TrainConfig:

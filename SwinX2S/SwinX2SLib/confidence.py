@@ -95,17 +95,27 @@ def fuse_slabs(slabs: Iterable[tuple[torch.Tensor, torch.Tensor]], shape: tuple[
         sl = slice(start, start + ps.shape[1])
         ps, qs = ps.float(), qs.float()
         labels[sl] = (ps + qs).argmax(0).to(torch.uint8).cpu().numpy()
-        log_p, log_q = torch.log_softmax(ps, 0), torch.log_softmax(qs, 0)
-        prob_p, prob_q = log_p.exp(), log_q.exp()
-        mix = 0.5 * (prob_p + prob_q)
-        log_m = torch.log(mix.clamp_min(1e-30))
-        divergence = 0.5 * ((prob_p * (log_p - log_m)).sum(0) + (prob_q * (log_q - log_m)).sum(0))
+        prob_p, entropy_p = _softmax_entropy(ps)
+        prob_q, entropy_q = _softmax_entropy(qs)
+        mix = prob_p.add_(prob_q).mul_(0.5)
+        # JS(P, Q) = H((P + Q) / 2) - (H(P) + H(Q)) / 2, in nats; one exp per logit and one log per class
+        divergence = torch.special.entr(mix).sum(0) - 0.5 * (entropy_p + entropy_q)
         js[sl] = (divergence / np.log(2.0)).clamp(0.0, 1.0).cpu().numpy()
         maxp[sl] = mix.amax(0).cpu().numpy()
         start = sl.stop
     if start != shape[0]:
         raise ValueError(f"slabs covered {start} of {shape[0]} planes along X")
     return FusedPrediction(labels, js, maxp)
+
+
+def _softmax_entropy(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax over dim 0 and its entropy (nats) from one exponential: ``H = log S - Σ e·z / S`` with
+    ``z = logits - max``, ``e = exp(z)``, ``S = Σ e``."""
+    shifted = logits - logits.amax(0, keepdim=True)
+    weights = shifted.exp()
+    total = weights.sum(0)
+    entropy = total.log() - (weights * shifted).sum(0) / total
+    return weights.div_(total), entropy
 
 
 def segment_confidence(labels: np.ndarray, js_divergence: np.ndarray,

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import catalogue
-from .confidence import SegmentConfidence, fuse_slabs, keep_largest_component, segment_confidence
+from .confidence import SegmentConfidence, fuse_views, keep_largest_component, segment_confidence
 from .conventions import ModelGrid, display_spacing_to_image, display_to_image
 from .errors import InputError, ModelError, OutputError
 from .io import XRay
@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MODEL_DIR",
     "LOW_AGREEMENT",
+    "MAX_BONE_FRACTION",
     "MAX_EXTENT_RATIO",
     "OUTPUT_NAMES",
     "Reconstruction",
@@ -84,6 +85,10 @@ MAX_EXTENT_RATIO = 1.5
 MAX_PADDING = 4.0
 """Largest accepted padding factor of one image side (an image much narrower or wider than the model's box)."""
 
+MAX_BONE_FRACTION = 0.4
+"""Above this fraction of the grid labelled as bone a warning says the output is implausible (bones fill roughly
+5-15 % of a trunk field of view): typically an untrained or unsuitable model, or an input that is not a radiograph."""
+
 LOW_AGREEMENT = 0.5
 """Below this mean view agreement over the bones a warning says the two views may be swapped or mismatched."""
 
@@ -99,7 +104,6 @@ OUTPUT_NAMES = {
 }
 """File names written by :func:`write_reconstruction` inside the output folder."""
 
-_HEAD_SLAB = 8
 Progress = Callable[[str, float, str], None]
 
 
@@ -367,6 +371,10 @@ class Reconstructor:
         confidence = segment_confidence(labels, fused.js_divergence, fused.max_probability)
         segments = _segments(labels, confidence, grid.spacing)
         bones = labels > 0
+        if bones.mean() > MAX_BONE_FRACTION:
+            warnings.warn(f"implausible reconstruction: {bones.mean():.0%} of the volume is labelled as bone; the "
+                          f"model ({self.model_dir}) may be untrained or unsuited to this input", UserWarning,
+                          stacklevel=2)
         if bones.any():
             mean_agreement = 1.0 - float(fused.js_divergence[bones].mean())
             if mean_agreement < LOW_AGREEMENT:
@@ -396,17 +404,14 @@ class Reconstructor:
             return self._forward(coronal, sagittal)
 
     def _forward(self, coronal: np.ndarray, sagittal: np.ndarray):
-        """Encode/decode both views, then apply the 1x1x1 head and fuse slab by slab along X."""
+        """The network's two logit volumes, fused slab by slab into labels and confidence."""
         import torch
 
         cor = torch.as_tensor(np.asarray(coronal, np.float32), device=self.device)[None]
         sag = torch.as_tensor(np.asarray(sagittal, np.float32), device=self.device)[None]
         with torch.inference_mode():
-            decoded = [self.model.decode(image, view, feats) for image, view, feats in self.model.encode(cor, sag)]
-            size_x = decoded[0].shape[2]
-            slabs = ((self.model.head(decoded[0][:, :, s:s + _HEAD_SLAB])[0],
-                      self.model.head(decoded[1][:, :, s:s + _HEAD_SLAB])[0]) for s in range(0, size_x, _HEAD_SLAB))
-            return fuse_slabs(slabs, tuple(decoded[0].shape[2:]))
+            p, q = self.model(cor, sag)
+            return fuse_views(p, q)
 
     def _model_info(self) -> dict[str, Any]:
         info = {"dir": str(self.model_dir), "img_size": list(self.img_size), "in_channels": self.in_channels,

@@ -67,25 +67,33 @@ def _run(args: argparse.Namespace, reporter: Any) -> int:
 
     reporter.update("load", 0.02, "loading the model")
     reconstructor = Reconstructor(model_dir, args.device, progress=reporter.update)
+    stages = {"load": time.perf_counter() - start}
     reporter.update("phantom", 0.05, f"building phantom (seed {args.seed})")
     phantom = make_phantom(seed=args.seed, shape=reconstructor.img_size)
+    stages["phantom"] = time.perf_counter() - start - sum(stages.values())
     preset = reconstructor.preprocessing.get("drr_preset", "published")
     reporter.update("drr", 0.08, f"rendering DRRs ({preset})")
     inputs = render_from_model_grid(phantom.ct, phantom.grid, preset, reconstructor.in_channels,
                                     geometry=reconstructor.preprocessing.get("geometry", "parallel"))
+    stages["drr"] = time.perf_counter() - start - sum(stages.values())
     result = reconstructor.reconstruct(inputs.coronal, inputs.sagittal, phantom.grid,
                                        {"kind": "phantom", "seed": args.seed, "drr_preset": preset})
+    stages["reconstruct"] = time.perf_counter() - start - sum(stages.values())
     reporter.update("evaluate", 0.88, "metrics against the phantom truth")
     evaluation = evaluate(result.labels, phantom.labels, (phantom.grid.spacing,) * 3)
+    stages["evaluate"] = time.perf_counter() - start - sum(stages.values())
     reporter.update("measure", 0.9, "clinical measurements")
     measurements = _measure(result.labels, phantom.labels, phantom.grid)
+    stages["measure"] = time.perf_counter() - start - sum(stages.values())
     reporter.update("write", 0.93, f"writing outputs to {folder}")
     report = {"seed": args.seed, "model": result.model, "device": result.device,
               "metrics": {k: v for k, v in evaluation.to_dict().items() if k != "per_class"},
               "measurements": measurements, "phantom_truth": phantom.truth}
     summary = write_reconstruction(result, folder, overwrite=args.overwrite, evaluation=evaluation,
                                    extra_summary={"demo": {"seed": args.seed}})
-    report["timings_s"] = {**summary["timings_s"], "total": round(time.perf_counter() - start, 3)}
+    stages["write"] = time.perf_counter() - start - sum(stages.values())
+    report["timings_s"] = {**{k: round(v, 3) for k, v in stages.items()}, "network": summary["timings_s"]["predict"],
+                           "total": round(time.perf_counter() - start, 3)}
     _write_report(folder, report, result, phantom.labels, evaluation, args.overwrite)
     reporter.update("done", 1.0, f"demo finished in {report['timings_s']['total']:.1f} s")
     outputs = {**summary["outputs"], **{name: str(folder / name) for name in REPORT_FILES}}

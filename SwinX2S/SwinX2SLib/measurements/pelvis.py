@@ -6,10 +6,12 @@ until they agree. Deterministic, on the hip bones' voxel-face surface points in 
 
 1. Start from the patient frame (right, anterior, superior).
 2. Per hip bone, split at the height of its centroid: **ASIS** = most anterior point of the upper part, **PT**
-   (pubic tubercle) = most anterior point of the lower part.
+   (pubic tubercle) = most anterior point of the lower part. An extreme point is the centroid of the surface points
+   within half a voxel of the extreme (the centre of the flat top a voxelised prominence has), not one arbitrary
+   point of that top.
 3. New frame: anterior axis = normal of the plane through both ASIS and the midpoint of both PT; right axis =
    ASIS_L -> ASIS_R made orthogonal to it; superior = right x anterior. Repeat 2-3 until the landmarks stop changing.
-4. In the final frame: **PSIS** = most posterior point of the upper part; **IS** (ischial spine) = extreme point in
+4. In the final frame: **PSIS** = most posterior point of the upper part (centroid of its top, as in 2); **IS** (ischial spine) = extreme point in
    the medial-posterior direction (45 degrees) behind the centroid, below the centroid and the hip joint centre
    (femoral head centre, when the femur was measured) and at most 15 mm below the PT (higher lies the ilium, lower
    the ischial tuberosity and ramus).
@@ -61,10 +63,11 @@ def measure_pelvis(volume: LabelVolume, hip_centers: dict[str, np.ndarray] | Non
             structures[side] = structure
     frame = np.eye(3)  # rows: right, anterior, superior (RAS)
     landmarks: dict[str, np.ndarray | None] = {}
+    tolerance = 0.5 * float(volume.spacing.max())
     for _ in range(_MAX_ITERATIONS):
         new = {}
         for side, points in hips.items():
-            new |= _anterior_landmarks(points, frame, side)
+            new |= _anterior_landmarks(points, frame, side, tolerance)
         if len(hips) < 2 or all(np.array_equal(new[k], landmarks.get(k)) for k in new):
             landmarks = new
             break
@@ -72,7 +75,7 @@ def measure_pelvis(volume: LabelVolume, hip_centers: dict[str, np.ndarray] | Non
         frame = _app_frame(landmarks, frame)
     for side, points in hips.items():
         joint = (hip_centers or {}).get(side)
-        landmarks |= _posterior_landmarks(points, frame, side, landmarks[f"PT_{side}"], joint)
+        landmarks |= _posterior_landmarks(points, frame, side, landmarks[f"PT_{side}"], joint, tolerance)
     result: dict[str, object] = {}
     for name in LANDMARKS:
         side = name[-1]
@@ -105,17 +108,27 @@ def _split(points: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return q, q.mean(axis=0)
 
 
-def _anterior_landmarks(points: np.ndarray, frame: np.ndarray, side: str) -> dict[str, np.ndarray]:
+def _extreme(points: np.ndarray, height: np.ndarray, tolerance: float) -> np.ndarray:
+    """Centroid ``(3,)`` of the points ``(N, 3)`` whose ``height`` ``(N,)`` is within ``tolerance`` of the largest."""
+    return points[height >= height.max() - tolerance].mean(axis=0)
+
+
+def _anterior_landmarks(points: np.ndarray, frame: np.ndarray, side: str, tolerance: float) -> dict[str, np.ndarray]:
     """ASIS and PT of one hip bone: the most anterior points above and below its centroid."""
     q, centre = _split(points, frame)
     upper = q[:, 2] > centre[2]
-    asis = points[upper][np.argmax(q[upper, 1])]
-    pt = points[~upper][np.argmax(q[~upper, 1])]
+    asis = _extreme(points[upper], q[upper, 1], tolerance)
+    pt = _extreme(points[~upper], q[~upper, 1], tolerance)
     return {f"ASIS_{side}": asis, f"PT_{side}": pt}
 
 
 def _posterior_landmarks(
-    points: np.ndarray, frame: np.ndarray, side: str, landmarks_pt: np.ndarray, joint: np.ndarray | None
+    points: np.ndarray,
+    frame: np.ndarray,
+    side: str,
+    landmarks_pt: np.ndarray,
+    joint: np.ndarray | None,
+    tolerance: float,
 ) -> dict[str, np.ndarray]:
     """PSIS (most posterior point above the centroid) and IS (extreme point towards medial-posterior behind the
     centroid, between the height of the centroid or of the hip joint centre, whichever is lower, and
@@ -123,7 +136,7 @@ def _posterior_landmarks(
     ischiopubic ramus). IS is None when no bone lies in that window."""
     q, centre = _split(points, frame)
     upper = q[:, 2] > centre[2]
-    psis = points[upper][np.argmin(q[upper, 1])]
+    psis = _extreme(points[upper], -q[upper, 1], tolerance)
     floor = (frame @ landmarks_pt)[2] - IS_BELOW_PT_MM
     ceiling = centre[2] if joint is None else min(centre[2], (frame @ joint)[2])
     lower_back = (q[:, 2] < ceiling) & (q[:, 2] > floor) & (q[:, 1] < centre[1])

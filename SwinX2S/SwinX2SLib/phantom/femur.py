@@ -50,6 +50,22 @@ class Femur:
         """Point on the shaft axis ``t`` mm distal of the junction."""
         return self.junction + t * self.shaft_axis
 
+    def greater_trochanter(self) -> tuple[np.ndarray, np.ndarray]:
+        """The greater trochanter ellipsoid: centre ``(3,)`` (lateral, posterior and proximal of the junction) and
+        semi-axes ``(3,)`` along the body axes (mm)."""
+        k = self.scale
+        centre = self.along_shaft(-16.0 * k) + np.array([14.0 * k * self.side, -6.0 * k, 0.0])
+        return centre, np.array([13.0, 17.0, 21.0]) * k
+
+    def proximal_points(self, shaft_mm: float) -> np.ndarray:
+        """Points ``(14, 3)`` that must be in the field of view for the proximal femur to be whole: the head's and
+        the greater trochanter's extremes along the body axes, the junction and the shaft axis ``shaft_mm`` below it."""
+        centre, radii = self.greater_trochanter()
+        directions = np.vstack([np.eye(3), -np.eye(3)])
+        head = self.head_center + self.head_radius * directions
+        trochanter = centre + radii * directions
+        return np.vstack([head, trochanter, self.junction, self.along_shaft(shaft_mm)])
+
     def structure(self, density: BoneDensity, min_radius: float) -> Structure:
         """The femur as a drawable :class:`Structure` (medullary canal as marrow)."""
         k, r, sd = self.scale, self.head_radius, self.shaft_axis
@@ -62,16 +78,16 @@ class Femur:
             np.maximum([min(13.0 * k, 0.62 * r), 11.0 * k, 16.0 * k], min_radius),
             up=np.array([0.0, 0.0, 1.0]),
         )
-        t = np.array([-22.0, 30.0, 90.0, length - 70.0, length - 20.0])
-        radius = np.array([21.0, 16.0, 13.5, 15.0, 22.0]) * k
+        # The shaft (metaphysis, then diaphysis) starts at the neck-shaft junction, in the trochanteric region: its
+        # rounded top stays clear of the neck, so sections of the neck are centred on the neck axis.
+        t = np.array([0.0, 30.0, 90.0, length - 70.0, length - 20.0])
+        radius = np.array([18.0, 16.0, 13.5, 15.0, 22.0]) * k
         shaft = Tube(self.junction + t[:, None] * sd, radius, radius, up=np.array([0.0, 1.0, 0.0]))
         parts: list[Part] = [
             Ellipsoid(self.head_center, np.full(3, r)),
             neck,
             shaft,
-            Ellipsoid(
-                self.along_shaft(-16.0 * k) + 14.0 * k * lateral + 6.0 * k * posterior, np.array([13, 17, 21]) * k
-            ),
+            Ellipsoid(*self.greater_trochanter()),
             Ellipsoid(self.along_shaft(32.0 * k) - 14.0 * k * lateral + 10.0 * k * posterior, np.array([8, 8, 10]) * k),
             Ellipsoid(self.along_shaft(length - 10.0 * k), np.array([38.0, 30.0, 26.0]) * k),
         ]

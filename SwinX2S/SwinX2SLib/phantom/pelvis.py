@@ -9,7 +9,14 @@ then rotated by the pelvic tilt about the line through both hip joint centres. E
   running from the ASIS to the PSIS, anterior and posterior borders and the auricular (sacro-iliac) part;
 * the pubis (superior ramus, symphyseal body, inferior ramus), the ischium (body, tuberosity, ramus) closing the
   obturator foramen;
-* landmark prominences whose apex is the truth point: ASIS, PSIS, pubic tubercle (PT) and ischial spine (IS).
+* landmark prominences: the anterior superior iliac spine (ASIS) at the anterior end of the iliac crest, the posterior
+  superior iliac spine (PSIS) at its posterior end, the pubic tubercle (PT) on the anterior-superior border of the
+  superior pubic ramus lateral to the symphysis (which lies behind it), and the ischial spine (IS).
+
+The truth landmarks are defined as clinicians and Fischer et al. (Sci Rep 2019) define them: ASIS and PT are the
+most anterior points, PSIS the most posterior point, of their (spherical) prominence in the anterior pelvic plane
+(APP) frame, the APP being the plane through both ASIS and the midpoint of both PT; landmarks and plane are solved
+together as a fixed point (:func:`app_landmarks`). IS is the tip of the spine.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from .shapes import (
     unit,
 )
 
-__all__ = ["LANDMARKS", "Pelvis", "build_pelvis"]
+__all__ = ["LANDMARKS", "Pelvis", "app_landmarks", "build_pelvis"]
 
 LANDMARKS: tuple[str, ...] = ("ASIS", "PSIS", "PT", "IS")
 """Pelvic landmark names (as in the published morphometry: anterior/posterior superior iliac spine, pubic
@@ -40,6 +47,7 @@ tubercle, ischial spine)."""
 
 _JOINT_SPACE_MM = 2.0
 _CREST = ((118, 45, 58), (132, 18, 105), (126, -22, 135), (104, -58, 138), (74, -84, 110), (48, -96, 68))
+_PUBIC_TUBERCLE = (22, 45, -26)  # on the superior pubic ramus' centreline, lateral to the symphysis
 _SACRUM = ((0, -35, 105), (0, -52, 82), (0, -64, 55), (0, -66, 28), (0, -58, 5))
 _SACRUM_WIDTH = (57.0, 48.0, 33.0, 18.0, 8.0)
 _SACRUM_DEPTH = (22.0, 20.0, 16.0, 11.0, 6.0)
@@ -89,15 +97,53 @@ def _tip_tube(points: np.ndarray, ru, rv, up, min_radius: float) -> Tube:
     return Tube(pts, ru, rv, up)
 
 
-def _bump(apex: np.ndarray, direction: np.ndarray, radius: float, min_radius: float) -> Ellipsoid:
-    """A spherical prominence whose most protruding point along ``direction`` is ``apex``."""
+def _prominence(
+    base: np.ndarray, direction: np.ndarray, reach: float, radius: float, min_radius: float
+) -> tuple[np.ndarray, float]:
+    """A spherical prominence ``(centre, radius)`` reaching ``reach`` mm from ``base`` along ``direction``; a radius
+    widened to ``min_radius`` moves the centre back so that the reach (and the landmark) stays."""
     r = max(radius, min_radius)
-    return Ellipsoid(apex - r * direction, np.array([r, r, r]))
+    return base + (reach - r) * direction, r
+
+
+def app_landmarks(
+    prominences: dict[str, dict[str, tuple[np.ndarray, float]]], iterations: int = 50
+) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
+    """ASIS / PT (most anterior) and PSIS (most posterior) points of spherical prominences in the APP frame.
+
+    Args:
+        prominences: per side (``"left"``, ``"right"``) ``{"ASIS" | "PSIS" | "PT": (centre (3,), radius)}``, body
+            frame (``x`` towards the patient's left, ``y`` anterior).
+        iterations: at most this many fixed-point updates (converges in a few).
+
+    Returns:
+        ``({side: {name: point (3,)}}, anterior unit normal (3,) of the APP)``.
+    """
+    anterior = np.array([0.0, 1.0, 0.0])
+    marks: dict[str, dict[str, np.ndarray]] = {}
+    for _ in range(iterations):
+        marks = {
+            side: {
+                name: centre + (-radius if name == "PSIS" else radius) * anterior
+                for name, (centre, radius) in spheres.items()
+            }
+            for side, spheres in prominences.items()
+        }
+        left, right = marks["left"], marks["right"]
+        pt_mid = 0.5 * (left["PT"] + right["PT"])
+        normal = unit(np.cross(left["ASIS"] - right["ASIS"], pt_mid - right["ASIS"]))
+        normal = normal if normal[1] > 0 else -normal
+        if np.linalg.norm(normal - anterior) < 1e-9:
+            break
+        anterior = normal
+    return marks, anterior
 
 
 def _hip(
     place: _Placer, side: int, label: int, head_radius: float, density: BoneDensity, min_radius: float
-) -> tuple[Structure, dict[str, np.ndarray]]:
+) -> tuple[Structure, dict[str, tuple[np.ndarray, float]], np.ndarray]:
+    """One hip bone: the structure, its ASIS / PSIS / PT prominence spheres ``(centre, radius)`` and the IS tip."""
+
     def tube(pts, ru, rv, up=(0.0, 0.0, 1.0)) -> Tube:
         return Tube(
             place.points(pts, side),
@@ -132,29 +178,27 @@ def _hip(
         tube(((48, -96, 68), (58, -86, 38), (72, -55, 35)), (7, 8, 9), (7, 8, 9)),  # posterior border, PIIS
         tube(((52, -62, 98), (50, -70, 52)), (9, 9), (9, 9)),  # auricular part
         tube(((52, -64, 80), (58, -35, 50), (60, -5, 32), (56, 25, 5), (45, 40, -18)), 5, 4),  # pelvic brim
-        tube(((82, 24, -10), (40, 42, -22), (6, 48, -30)), (9, 8, 8), (7, 7, 7)),  # superior pubic ramus
-        tube(((6, 48, -22), (8, 44, -52)), (9, 9), (6, 6), up=(0, 1, 0)),  # symphyseal body
-        tube(((8, 44, -52), (30, 15, -68), (56, -22, -66)), (7, 6, 7), (6, 5, 6)),  # inferior rami
+        tube(((82, 24, -10), (45, 40, -20), _PUBIC_TUBERCLE, (6, 40, -30)), (9, 8, 7, 7), (7, 7, 6, 6)),  # sup. ramus
+        tube(((6, 40, -24), (8, 37, -52)), (9, 9), (6, 6), up=(0, 1, 0)),  # symphyseal body
+        tube(((8, 37, -52), (30, 15, -68), (56, -22, -66)), (7, 6, 7), (6, 5, 6)),  # inferior rami
         tube(((78, -20, -14), (62, -30, -56)), (13, 12), (11, 10), up=(1, 0, 0)),  # ischial body
         Ellipsoid(place.point((60, -32, -62), side), np.array([13.0, 16.0, 12.0]) * k),  # ischial tuberosity
     ]
-    # landmark prominences: apex = truth point
-    asis_dir = place.direction((0.15, 1.0, 0.35), side)
-    psis_dir = place.direction((-0.1, -1.0, 0.1), side)
-    pt_dir = place.direction((0.0, 0.6, 0.8), side)
-    ramus = place.point((25, 44.6, -25.5), side)
-    landmarks = {
-        "ASIS": crest[0] + 10.0 * k * asis_dir,
-        "PSIS": crest[-1] + 10.0 * k * psis_dir,
-        "PT": ramus + 11.0 * k * pt_dir,
-        "IS": place.point((54, -54, -16), side),
+    # landmark prominences (spheres) standing out of the crest ends and the ramus: the ASIS 13 mm anteriorly from
+    # the crest's anterior end, the PT 13 mm anterior-superiorly from the centreline of the superior ramus (its
+    # anterior surface and the symphysis stay 5-7 mm behind), the PSIS 10 mm posteriorly from the crest's end.
+    prominences = {
+        "ASIS": _prominence(crest[0], place.direction((0.1, 1.0, 0.25), side), 13.0 * k, 5.0 * k, min_radius),
+        "PSIS": _prominence(crest[-1], place.direction((-0.1, -1.0, 0.1), side), 10.0 * k, 6.0 * k, min_radius),
+        "PT": _prominence(
+            place.point(_PUBIC_TUBERCLE, side), place.direction((0.0, 0.8, 0.6), side), 13.0 * k, 5.0 * k, min_radius
+        ),
     }
+    ischial_spine = place.point((54, -54, -16), side)
+    parts += [Ellipsoid(centre, np.full(3, radius)) for centre, radius in prominences.values()]
     parts += [
-        _bump(landmarks["ASIS"], asis_dir, 6.0 * k, min_radius),
-        _bump(landmarks["PSIS"], psis_dir, 6.0 * k, min_radius),
-        _bump(landmarks["PT"], pt_dir, 4.5 * k, min_radius),
         _tip_tube(
-            np.array([place.point((74, -30, -14), side), landmarks["IS"]]),
+            np.array([place.point((74, -30, -14), side), ischial_spine]),
             np.array([7.0, 3.0]) * k,
             np.array([5.0, 2.5]) * k,
             np.array([0.0, 0.0, 1.0]),
@@ -162,7 +206,7 @@ def _hip(
         ),
     ]
     cuts: list[Part] = [Ellipsoid(hip, np.full(3, cavity))]
-    return Structure(label, parts, density, cuts=cuts), landmarks
+    return Structure(label, parts, density, cuts=cuts), prominences, ischial_spine
 
 
 def build_pelvis(
@@ -185,13 +229,16 @@ def build_pelvis(
     from ..catalogue import by_name
 
     place = _Placer(scale, width, tilt_deg)
-    hips, centres, landmarks, cavity = {}, {}, {}, {}
+    hips, centres, prominences, spines, cavity = {}, {}, {}, {}, {}
     for side, name in ((1, "left"), (-1, "right")):
-        hips[name], landmarks[name] = _hip(
+        hips[name], prominences[name], spines[name] = _hip(
             place, side, by_name(f"hip_{name}").id, head_radius[name], densities["hip"], min_radius
         )
         centres[name] = place.point((88, 0, 0), side)
         cavity[name] = head_radius[name] + _JOINT_SPACE_MM
+    landmarks, _ = app_landmarks(prominences)
+    for name in landmarks:
+        landmarks[name]["IS"] = spines[name]
     axis = place.points(_SACRUM)
     s1_center = axis[0]
     s1_normal = unit(axis[0] - axis[1])

@@ -52,8 +52,8 @@ from .spine import Vertebra
 __all__ = ["PROXIMAL_SHAFT_MM", "TruthWriter"]
 
 PROXIMAL_SHAFT_MM = 120.0
-"""A femur's ``proximal_status`` is ``present`` when its head, neck-shaft junction and the shaft down to this
-distance below the junction are inside the grid (``status`` also counts the distal femur, cut at mid-thigh)."""
+"""A femur's ``proximal_status`` is ``present`` when its head, greater trochanter, neck-shaft junction and the shaft
+down to this distance below the junction are inside the grid (``status`` also counts the distal femur, cut at mid-thigh)."""
 
 
 def _num(x: float) -> float:
@@ -91,9 +91,7 @@ class TruthWriter:
     def femurs(self, femurs: dict[str, Femur]) -> dict:
         out = {}
         for side, f in femurs.items():
-            proximal = [f.head_center + f.head_radius * d for d in np.vstack([np.eye(3), -np.eye(3)])]
-            proximal += [f.junction, f.along_shaft(PROXIMAL_SHAFT_MM)]
-            inside = self._inside(np.array(proximal))
+            inside = self._inside(f.proximal_points(PROXIMAL_SHAFT_MM))
             status = "present" if inside.all() else ("truncated" if inside.any() else "absent")
             out[side] = {
                 "status": self.status[f.name],
