@@ -218,11 +218,10 @@ def test_demo_runs_the_whole_pipeline(model_dir, tmp_path, capsys):  # noqa: F81
     assert main(["demo", "-o", str(out), "--model", str(model_dir), "--progress", "none"]) == 2  # no --overwrite
 
 
-def test_demo_without_default_model_says_so(tmp_path, capsys):
-    from SwinX2SLib.inference import DEFAULT_MODEL_DIR
+def test_demo_without_default_model_says_so(tmp_path, capsys, monkeypatch):
+    import SwinX2SLib.inference
 
-    if (DEFAULT_MODEL_DIR / "model.safetensors").is_file():
-        pytest.skip("a default model is installed")
+    monkeypatch.setattr(SwinX2SLib.inference, "DEFAULT_MODEL_DIR", tmp_path / "models" / "default")
     assert main(["demo", "-o", str(tmp_path / "demo"), "--progress", "none"]) == 2
     assert "no trained default model is present" in capsys.readouterr().err
     assert not (tmp_path / "demo").exists()

@@ -189,6 +189,11 @@ def test_disagreeing_views_warn(reconstructor, monkeypatch):
     with pytest.warns(UserWarning, match="disagree strongly.*AP image"):
         result = reconstructor.reconstruct(*_pair_inputs(), ModelGrid(IMG_SIZE, 4.0))
     assert result.segments[0].confidence == pytest.approx(0.2, abs=1e-4)
+    everything = FusedPrediction(np.full(IMG_SIZE, 20, np.uint8), np.zeros(IMG_SIZE, np.float32),
+                                 np.ones(IMG_SIZE, np.float32))
+    monkeypatch.setattr(reconstructor, "_forward", lambda a, b: everything)
+    with pytest.warns(UserWarning, match="implausible reconstruction: 100%"):
+        reconstructor.reconstruct(*_pair_inputs(), ModelGrid(IMG_SIZE, 4.0))
 
 
 def test_missing_tampered_and_foreign_models(model_dir, tmp_path):

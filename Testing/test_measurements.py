@@ -399,15 +399,40 @@ def test_sitk_round_trip_of_model_grid(official_samples: Path):
 
 # ----------------------------------------------------------------------------------------------- phantoms
 N_PHANTOMS = 20
-PHANTOM_SHAPE_1MM = (340, 290, 900)  # C1 to mid-thigh at 1 mm voxels
+PHANTOM_SHAPE_1MM = (400, 290, 900)  # C1 to mid-thigh at 1 mm voxels, wide enough for both greater trochanters
+#: Issue targets (mm, degrees; max over all phantoms at 1 mm voxels).
+PHANTOM_TARGETS = {
+    "head_radius": 1.0,
+    "neck_shaft_angle": 3.0,
+    "ASIS": 4.0,
+    "PSIS": 4.0,
+    "PT": 4.0,
+    "IS": 4.0,
+    "body_height": 1.5,
+    "rib_centerline": 1.5,
+}
+#: What the quick check at 2 mm voxels adds to the targets (vertebral heights: one voxel).
+QUICK_SLACK = {
+    "head_radius": 0.5,
+    "neck_shaft_angle": 1.0,
+    "ASIS": 1.0,
+    "PSIS": 1.0,
+    "PT": 1.0,
+    "IS": 1.0,
+    "body_height": 2.0,
+    "rib_centerline": 0.5,
+}
 
 
-def _phantom_errors(seed: int) -> dict[str, list[float]]:
-    """Errors of every measured item of one 1 mm phantom against its analytic truth (items present in the FOV)."""
+def _phantom_errors(seed: int, shape: tuple[int, int, int], spacing: float) -> dict[str, list[float]]:
+    """Errors of every measured item of one phantom (no FOV cut) against its analytic truth.
+
+    Every femur and pelvic landmark the truth has in full view must be measured (a missing value fails here).
+    """
     from SwinX2SLib.measurements.rib import resample
     from SwinX2SLib.phantom import PhantomConfig, make_phantom
 
-    phantom = make_phantom(seed, PHANTOM_SHAPE_1MM, 1.0, PhantomConfig(fov_cut_probability=0.0))
+    phantom = make_phantom(seed, shape, spacing, PhantomConfig(fov_cut_probability=0.0))
     m, truth = measure(phantom.labels, phantom.grid), phantom.truth
     errors: dict[str, list[float]] = {}
 
@@ -416,10 +441,10 @@ def _phantom_errors(seed: int) -> dict[str, list[float]]:
 
     for side in ("left", "right"):
         ours, true = m["femur"][side], truth["femur"][side]
+        assert true["proximal_status"] == "present", (seed, side)
         add("head_radius", ours["head_radius_mm"] - true["head_radius"])
-        if true["status"] == "present":
-            add("neck_shaft_angle", ours["neck_shaft_angle_deg"] - true["neck_shaft_angle"])
-            add("offset", ours["offset_mm"] - true["offset"])
+        add("neck_shaft_angle", ours["neck_shaft_angle_deg"] - true["neck_shaft_angle"])
+        add("offset", ours["offset_mm"] - true["offset"])
         for name, point in truth["pelvis"]["landmarks"][side].items():
             add(name, np.linalg.norm(np.subtract(m["pelvis"]["landmarks_ras"][f"{name}_{side[0].upper()}"], point)))
     for name, true in truth["vertebrae"].items():
@@ -434,37 +459,36 @@ def _phantom_errors(seed: int) -> dict[str, list[float]]:
     return errors
 
 
-@pytest.fixture(scope="module")
-def phantom_errors() -> dict[str, np.ndarray]:
-    """Errors over :data:`N_PHANTOMS` seeded 1 mm phantoms (several minutes per phantom on 2 cores)."""
+def _pooled_errors(seeds: range, shape: tuple[int, int, int], spacing: float) -> dict[str, np.ndarray]:
+    """Absolute errors per item pooled over phantoms; prints max / mean per item (``pytest -s`` shows them)."""
     pooled: dict[str, list[float]] = {}
-    for seed in range(N_PHANTOMS):
-        for key, values in _phantom_errors(seed).items():
+    for seed in seeds:
+        for key, values in _phantom_errors(seed, shape, spacing).items():
             pooled.setdefault(key, []).extend(values)
-    return {key: np.abs(values) for key, values in pooled.items()}
+    errors = {key: np.abs(values) for key, values in pooled.items()}
+    for key, values in errors.items():
+        summary = f"n={len(values)}, max {values.max():.3f}, mean {values.mean():.3f}"
+        print(f"{spacing:g} mm, {len(seeds)} phantoms, {key}: {summary}")
+    return errors
+
+
+def _assert_targets(errors: dict[str, np.ndarray], n_phantoms: int, slack: dict[str, float]) -> None:
+    for name in ("head_radius", "neck_shaft_angle", "ASIS", "PSIS", "PT", "IS"):
+        assert len(errors[name]) == 2 * n_phantoms, name  # both sides of every phantom measured
+    for key, bound in PHANTOM_TARGETS.items():
+        assert errors[key].max() < bound + slack.get(key, 0.0), (key, errors[key].max())
 
 
 @pytest.mark.slow
-def test_phantom_accuracy(phantom_errors):
-    """Issue targets that the phantom's geometry supports (max over all phantoms)."""
-    assert phantom_errors["head_radius"].max() < 1.0
-    assert phantom_errors["body_height"].max() < 1.5
-    assert phantom_errors["rib_centerline"].max() < 1.5
-    for name in ("PSIS", "IS"):
-        assert phantom_errors[name].max() < 4.0, name
+def test_phantom_accuracy():
+    """Issue targets over :data:`N_PHANTOMS` seeded 1 mm phantoms (20-40 minutes on 2 cores)."""
+    _assert_targets(_pooled_errors(range(N_PHANTOMS), PHANTOM_SHAPE_1MM, 1.0), N_PHANTOMS, {})
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(
-    reason="phantom truth differs by construction (docs/measurements.md): its femoral shaft tube "
-    "reaches into the neck, and its ASIS / PT truth are apices of oblique bumps, not the anterior "
-    "extremes in the anterior pelvic plane",
-    strict=False,
-)
-def test_phantom_accuracy_neck_and_anterior_landmarks(phantom_errors):
-    assert phantom_errors["neck_shaft_angle"].max() < 3.0
-    for name in ("ASIS", "PT"):
-        assert phantom_errors[name].max() < 4.0, name
+def test_phantom_accuracy_quick():
+    """The same items on 3 phantoms at 2 mm voxels, with slightly looser bounds for the coarser voxels."""
+    shape = tuple(s // 2 for s in PHANTOM_SHAPE_1MM)
+    _assert_targets(_pooled_errors(range(3), shape, 2.0), 3, QUICK_SLACK)
 
 
 def test_real_spine_only_case(official_samples: Path):

@@ -12,6 +12,7 @@ from SwinX2SLib.network import (
     create_model,
     get_variant,
     list_variants,
+    logit_slabs,
     predict_labels,
     variant_name,
 )
@@ -127,7 +128,7 @@ def test_cross_view_attention_exchanges_information_between_views() -> None:
         attention(torch.rand(1, 16, 1, 1, 3), torch.rand(1, 16, 1, 1, 3))
 
 
-def test_predict_labels_equals_argmax_of_summed_logits(test_model: SwinX2S) -> None:
+def test_lean_inference_equals_the_plain_forward(test_model: SwinX2S) -> None:
     torch.manual_seed(1)
     coronal, sagittal = torch.rand(1, 1, 32, 64), torch.rand(1, 1, 32, 64)
     with torch.no_grad():
@@ -136,7 +137,11 @@ def test_predict_labels_equals_argmax_of_summed_logits(test_model: SwinX2S) -> N
     expected = logits.argmax(1)
     top2 = logits.topk(2, dim=1).values
     clear = (top2[:, 0] - top2[:, 1]) > 1e-4  # ties within rounding may go either way
-    labels = predict_labels(test_model, coronal, sagittal, slab=5)  # 32 = 6 slabs of 5 + one of 2
+    slabs = list(logit_slabs(test_model, coronal, sagittal, slab=5))  # 32 = 6 slabs of 5 + one of 2
+    assert [(start, stop) for start, stop, _, _ in slabs] == [(i, min(i + 5, 32)) for i in range(0, 32, 5)]
+    assert torch.allclose(torch.cat([s[2] for s in slabs], dim=2), p, atol=1e-5)
+    assert torch.allclose(torch.cat([s[3] for s in slabs], dim=2), q, atol=1e-5)
+    labels = predict_labels(test_model, coronal, sagittal, slab=5)
     assert labels.dtype == torch.uint8 and labels.shape == (1, 32, 32, 64)
     assert torch.equal(labels[clear].long(), expected[clear])
     assert clear.float().mean() > 0.99

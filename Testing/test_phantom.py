@@ -220,6 +220,60 @@ def test_pelvic_landmarks_on_the_bone(full):
     assert left["ASIS"][0] < right["ASIS"][0]
 
 
+@pytest.fixture(scope="module")
+def pelvis_close_up():
+    """Pelvis and proximal femurs at 2 mm voxels (grid centred on the S1 endplate)."""
+    cfg = PhantomConfig(fov_cut_probability=0.0, metal_probability=0.0, center_on="sacrum")
+    return make_phantom(seed=11, shape=(200, 130, 200), spacing_mm=2.0, config=cfg)
+
+
+def _ras_points(phantom, label: int) -> np.ndarray:
+    return phantom.grid.index_to_ras(_voxels(phantom, label).astype(float))
+
+
+def test_femoral_neck_clear_of_the_shaft(pelvis_close_up):
+    """Sections perpendicular to the truth neck axis, from the head to 24 mm before the junction, are centred on it
+    (no shaft or trochanter bone reaches the neck), so the truth neck axis is the clinical one."""
+    p = pelvis_close_up
+    s = p.grid.spacing
+    for side in ("left", "right"):
+        femur = p.truth["femur"][side]
+        centre, axis, r = np.array(femur["head_center"]), np.array(femur["neck_axis"]), femur["head_radius"]
+        rel = _ras_points(p, ID[f"femur_{side}"]) - centre
+        depth = -(rel @ axis)  # mm from the head centre towards the junction
+        radial = rel + np.outer(depth, axis)
+        near = np.linalg.norm(radial, axis=1) < 1.2 * r
+        stations = np.arange(0.8 * r, max(0.8 * r, femur["neck_length"] - 24.0) + 1e-6, s)
+        for station in stations:
+            section = near & (np.abs(depth - station) < s / 2)
+            assert np.count_nonzero(section) > 20
+            assert np.linalg.norm(radial[section].mean(axis=0)) < 0.5 * s, (side, station)
+
+
+def test_pelvic_landmarks_are_app_extremes(pelvis_close_up):
+    """In the anterior pelvic plane frame of the truth landmarks, ASIS / PT are the most anterior and PSIS the most
+    posterior bone of the hip bone's upper / lower part (split at its centroid), as the clinical definition says."""
+    p = pelvis_close_up
+    s = p.grid.spacing
+    marks = {side: {k: np.array(v) for k, v in m.items()} for side, m in p.truth["pelvis"]["landmarks"].items()}
+    left, right = marks["left"], marks["right"]
+    anterior = np.cross(right["ASIS"] - left["ASIS"], 0.5 * (left["PT"] + right["PT"]) - left["ASIS"])
+    anterior /= np.linalg.norm(anterior) * np.sign(anterior[1])  # RAS: +A
+    superior = np.cross(right["ASIS"] - left["ASIS"], anterior)
+    superior /= np.linalg.norm(superior) * np.sign(superior[2])
+    for side in ("left", "right"):
+        points = _ras_points(p, ID[f"hip_{side}"])
+        upper = points @ superior > points.mean(axis=0) @ superior
+        for name, part, sign in (("ASIS", upper, 1.0), ("PT", ~upper, 1.0), ("PSIS", upper, -1.0)):
+            height = sign * points[part] @ anterior
+            truth_height = sign * marks[side][name] @ anterior
+            # voxel centres lie inside the surface: the frontmost is less than a voxel behind the truth point ...
+            assert 0.0 < truth_height - height.max() < s, (side, name)
+            # ... and the front of the bone (within one voxel of it) is centred on the truth point
+            front = points[part][height > height.max() - s].mean(axis=0)
+            assert np.linalg.norm(front - marks[side][name]) < 1.5 * s, (side, name)
+
+
 def test_vertebra_truth_on_the_voxels():
     """At 1 mm, the analytic vertebral measurements agree with the voxels of the vertebra nearest the centre."""
     best = "vertebrae_L2"

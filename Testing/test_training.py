@@ -32,6 +32,7 @@ from SwinX2SLib.training.config import (
 )
 from SwinX2SLib.training.data import (
     PublishedCases,
+    SampleCache,
     convert_labels,
     labels_from_mask_folder,
     read_case_labels,
@@ -212,8 +213,10 @@ def test_published_layout_reader(tmp_path: Path) -> None:
     _write(label, tmp_path / "a_label.nii.gz", grid)
     entry = {"image": ["a_input_cor.nii.gz", "a_input_sag.nii.gz"], "label": "a_label.nii.gz"}
     (tmp_path / "data_list.json").write_text(json.dumps({"training": [entry], "validation": [], "test": []}))
-    cases = PublishedCases(tmp_path, "training", subset_task="pelvic")
+    cases = PublishedCases(tmp_path, "training", subset_task="pelvic", cache=SampleCache(tmp_path / "cache"))
     sample = cases.load(0)
+    cached = cases.load(0)  # from the cache this time
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1 and np.array_equal(cached.label, sample.label)
     assert sample.coronal.shape == (1, 16, 24) and sample.sagittal.shape == (1, 16, 24)
     np.testing.assert_allclose(sample.coronal[0], cor / 255.0, atol=1e-6)
     np.testing.assert_allclose(sample.sagittal[0], sag / 255.0, atol=1e-6)
@@ -359,8 +362,9 @@ def test_training_run_writes_logs_checkpoints_and_model(tmp_path: Path, phantom_
     assert card.training["step"] >= 2 and card.metrics["dice"] is not None and card.img_size == (32, 32, 64)
     best = _weights(run, "best")
     assert all(torch.equal(best[k], v) for k, v in model.state_dict().items())
-    _, shipped_card = load_model_dir(shipped)  # written on improvement, with the held-out phantoms' metrics
-    assert shipped_card.metrics["holdout"]["cases"] == 2 and shipped_card.sha256 == card.sha256
+    shipped_model, shipped_card = load_model_dir(shipped)  # written on improvement, with held-out metrics
+    assert shipped_card.metrics["holdout"]["cases"] == 2 and shipped_card.training["step"] == card.training["step"]
+    assert all(torch.equal(best[k], v) for k, v in shipped_model.state_dict().items())
 
 
 def result_config(run: Path) -> TrainConfig:
@@ -546,3 +550,13 @@ def test_finetune_from_a_model_directory_with_frozen_encoder(tmp_path: Path, pha
     with pytest.raises(InputError, match="neither a model directory nor a checkpoint"):
         Trainer(config_from_dict({**tuned.to_dict(), "finetune": {"init_from": str(tmp_path / "none")}}),
                 tmp_path / "bad").fit()
+
+
+def test_early_stopping_after_validations_without_improvement(tmp_path: Path, phantom_cache: Path) -> None:
+    from SwinX2SLib.training.trainer import Trainer
+
+    # a learning rate of 1e-12 leaves the predictions, hence the validation Dice, unchanged: no improvement
+    config = _smoke(tmp_path, phantom_cache, optim={"epochs": 5, "steps_per_epoch": 1, "lr": 1e-12},
+                    schedule={"early_stop_patience": 1, "export_best": False})
+    result = Trainer(config, tmp_path / "run").fit()
+    assert (result.stop_reason, result.epoch, result.best_epoch) == ("early_stopping", 2, 1)

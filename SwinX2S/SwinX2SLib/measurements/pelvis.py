@@ -11,10 +11,10 @@ until they agree. Deterministic, on the hip bones' voxel-face surface points in 
    point of that top.
 3. New frame: anterior axis = normal of the plane through both ASIS and the midpoint of both PT; right axis =
    ASIS_L -> ASIS_R made orthogonal to it; superior = right x anterior. Repeat 2-3 until the landmarks stop changing.
-4. In the final frame: **PSIS** = most posterior point of the upper part (centroid of its top, as in 2); **IS** (ischial spine) = extreme point in
-   the medial-posterior direction (45 degrees) behind the centroid, below the centroid and the hip joint centre
-   (femoral head centre, when the femur was measured) and at most 15 mm below the PT (higher lies the ilium, lower
-   the ischial tuberosity and ramus).
+4. In the final frame: **PSIS** = most posterior point of the upper part (centroid of its top, as in 2); **IS**
+   (ischial spine) = extreme point in the medial-posterior direction (45 degrees) behind the centroid, below the
+   centroid and the hip joint centre (femoral head centre, when the femur was measured) and at most 15 mm below the
+   PT (higher lies the ilium, lower the ischial tuberosity and ramus).
 
 A landmark on a face of the label map's field of view is not measurable (truncated); with one hip bone missing the
 other side is measured in the patient frame and the APP is not measurable.

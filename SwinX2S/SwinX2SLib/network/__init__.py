@@ -26,7 +26,7 @@ from .registry import (
 )
 
 if TYPE_CHECKING:
-    from .inference import predict_labels
+    from .inference import logit_slabs, predict_labels
     from .swin_x2s import SwinX2S, check_img_size
 
 __all__ = [
@@ -37,12 +37,13 @@ __all__ = [
     "create_model",
     "get_variant",
     "list_variants",
+    "logit_slabs",
     "predict_labels",
     "register_variant",
     "variant_name",
 ]
 
-_LAZY = {"SwinX2S": "swin_x2s", "check_img_size": "swin_x2s", "predict_labels": "inference"}
+_LAZY = {"SwinX2S": "swin_x2s", "check_img_size": "swin_x2s", "logit_slabs": "inference", "predict_labels": "inference"}
 
 
 def __getattr__(name: str) -> Any:

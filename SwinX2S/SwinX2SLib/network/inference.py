@@ -11,7 +11,8 @@ their concatenation, every intermediate of the last residual block and the 55-ch
   input slab by slab (keeping one saved plane), instance-norm statistics are accumulated over slabs (float64) and
   applied in place, the transposed convolution and the 1x1x1 residual projections are recomputed per slab
   instead of being stored;
-* the 1x1x1 head and the argmax run slab by slab on the two decoded views.
+* the 1x1x1 head and the argmax run slab by slab on the two decoded views (:func:`logit_slabs` yields those
+  slabs for callers that need both views' logits).
 
 At most about three ``F``-channel full-resolution volumes are alive at once (about 1 GB for Tiny at
 128 x 128 x 160) instead of the dozen a plain pass needs. The arithmetic is the model's; only the summation order
@@ -21,15 +22,16 @@ inside convolutions and normalisation statistics differs (differences of order 1
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from monai.networks.blocks import UnetResBlock, UnetrUpBlock
 
+from .dimension_expansion import VIEWS
 from .swin_x2s import SwinX2S
 
-__all__ = ["predict_labels"]
+__all__ = ["logit_slabs", "predict_labels"]
 
 _Source = Callable[[int, int], torch.Tensor]
 
@@ -54,6 +56,34 @@ def predict_labels(
     Returns:
         ``[B, X, Y, Z]`` labels, ``torch.uint8`` when the model has at most 256 classes, else ``torch.int64``.
     """
+    batch, _, size_x, size_z = coronal.shape
+    dtype = torch.uint8 if model.num_classes <= 256 else torch.int64
+    labels = torch.empty((batch, size_x, sagittal.shape[2], size_z), dtype=dtype, device=coronal.device)
+    for start, stop, p, q in logit_slabs(model, coronal, sagittal, slab, autocast_dtype):
+        p += q
+        labels[:, start:stop] = p.argmax(1)
+    return labels
+
+
+def logit_slabs(
+    model: SwinX2S,
+    coronal: torch.Tensor,
+    sagittal: torch.Tensor,
+    slab: int = 16,
+    autocast_dtype: torch.dtype | None = None,
+) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
+    """Both views' logits, slab by slab along X, computed memory-lean (see the module docstring).
+
+    For consumers that need ``p`` and ``q`` separately (e.g. view agreement) without holding two full
+    ``[B, C, X, Y, Z]`` volumes. Runs in inference mode (also while the consumer handles a slab).
+
+    Args:
+        model, coronal, sagittal, slab, autocast_dtype: as in :func:`predict_labels`.
+
+    Yields:
+        ``(start, stop, p, q)``: float32 logits ``[B, C, stop - start, Y, Z]`` of X planes ``start:stop`` of the
+        coronal (p) and sagittal (q) branch; fresh tensors the consumer may modify.
+    """
     if slab < 1:
         raise ValueError(f"slab must be >= 1, got {slab}")
     device_type = coronal.device.type
@@ -62,20 +92,15 @@ def predict_labels(
         halves = model.decode_deep(model.encode(coronal, sagittal)).chunk(2)
         expand = model.dimension_expansion[0]
         decoded = []
-        for half, image, view in zip(halves, (coronal, sagittal), ("coronal", "sagittal"), strict=True):
+        for half, image, view in zip(halves, (coronal, sagittal), VIEWS, strict=True):
             skip = _residual_block(model.encoder_blocks[0].layer, expand(image, view), slab)
             decoded.append(_up_block(model.decoder_blocks[-1], half, skip, slab))
             del skip
-        head = model.head.conv.conv
-        batch, _, size_x, size_y, size_z = decoded[0].shape
-        dtype = torch.uint8 if model.num_classes <= 256 else torch.int64
-        labels = torch.empty((batch, size_x, size_y, size_z), dtype=dtype, device=coronal.device)
+        del halves
+        size_x = decoded[0].shape[2]
         for start in range(0, size_x, slab):
             stop = min(start + slab, size_x)
-            logits = head(decoded[0][:, :, start:stop]).float()
-            logits += head(decoded[1][:, :, start:stop]).float()
-            labels[:, start:stop] = logits.argmax(1)
-    return labels
+            yield start, stop, *(model.head(d[:, :, start:stop]).float() for d in decoded)
 
 
 def _residual_block(block: UnetResBlock, inp: torch.Tensor, slab: int) -> torch.Tensor:

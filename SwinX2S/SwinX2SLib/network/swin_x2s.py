@@ -22,7 +22,7 @@ from torch import nn
 
 from .blocks import output_block, residual_block, up_block
 from .cross_view_attention import CrossViewAttention
-from .dimension_expansion import DimensionExpansion
+from .dimension_expansion import VIEWS, DimensionExpansion
 from .registry import VariantConfig
 from .swin_encoder import SwinEncoder2D
 
@@ -125,9 +125,13 @@ class SwinX2S(nn.Module):
         Returns:
             ``(p, q)``: logits ``[B, num_classes, X, Y, Z]`` of the coronal and of the sagittal branch.
         """
-        half = self.decode_deep(self.encode(coronal, sagittal))
-        logits = self.head(self.decoder_blocks[-1](half, self.full_resolution_skip(coronal, sagittal)))
-        return logits.chunk(2)
+        halves = self.decode_deep(self.encode(coronal, sagittal)).chunk(2)
+        # the full-resolution stage runs one view at a time: only one view's full-size skip is alive at once
+        p, q = (
+            self.head(self.decoder_blocks[-1](half, self.full_resolution_skip(image, view)))
+            for half, image, view in zip(halves, (coronal, sagittal), VIEWS, strict=True)
+        )
+        return p, q
 
     def encode(self, coronal: torch.Tensor, sagittal: torch.Tensor) -> list[torch.Tensor]:
         """Encode both views down to the cross-attended bottleneck.
@@ -153,16 +157,17 @@ class SwinX2S(nn.Module):
         """Up-blocks from the bottleneck to level 1; consumes ``features`` (from :meth:`encode`).
 
         Returns:
-            ``[2B, F, X / 2, Y / 2, Z / 2]``, input of the last up-block (with :meth:`full_resolution_skip`).
+            ``[2B, F, X / 2, Y / 2, Z / 2]`` (coronal batch, then sagittal), input of the last up-block together
+            with :meth:`full_resolution_skip`.
         """
         x = features.pop()
         for block in self.decoder_blocks[:-1]:
             x = block(x, features.pop())
         return x
 
-    def full_resolution_skip(self, coronal: torch.Tensor, sagittal: torch.Tensor) -> torch.Tensor:
-        """Level-0 skip of both views: expanded raw images through the first residual block, ``[2B, F, X, Y, Z]``."""
-        return self.encoder_blocks[0](self._expand(self.dimension_expansion[0], torch.cat((coronal, sagittal))))
+    def full_resolution_skip(self, image: torch.Tensor, view: str) -> torch.Tensor:
+        """Level-0 skip of one view: the expanded raw image through the first residual block, ``[B, F, X, Y, Z]``."""
+        return self.encoder_blocks[0](self.dimension_expansion[0](image, view))
 
     @staticmethod
     def _expand(expand: DimensionExpansion, stacked: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,11 @@
 """Femurs: an exact spherical head seated in the acetabulum, a neck along the neck axis meeting the shaft axis at
-the neck-shaft angle, greater and lesser trochanters, a tubular shaft with a medullary canal, and condyles."""
+the neck-shaft angle, greater and lesser trochanters, a tubular shaft with a medullary canal, and condyles.
+
+The neck joins the shaft in the trochanteric region: the shaft (metaphysis, then diaphysis, straight along the shaft
+axis) starts with a rounded top at the neck-shaft junction, the greater trochanter stands lateral, posterior and
+proximal of it and the lesser trochanter posteromedially below it. No other bone reaches the neck between the head
+and the trochanteric region, so sections perpendicular to the neck axis there are centred on it, and the neck axis
+of the truth is the clinical one (through the head centre and the centres of the neck's sections)."""
 
 from __future__ import annotations
 

@@ -21,11 +21,17 @@ point; directions are unit RAS vectors. ``status`` says whether the structure is
 Definitions:
 
 * femur: ``neck_axis`` points from ``neck_shaft_junction`` (where the neck axis meets the shaft axis) to the head
-  centre; ``shaft_axis`` points distally; ``neck_shaft_angle`` is the angle between the two (115-145°);
+  centre and runs through the centres of the neck's cross-sections; ``shaft_axis`` (the diaphysis axis) points
+  distally; ``neck_shaft_angle`` is the clinical neck-shaft angle, the angle between the two (115-145°);
   ``offset`` is the distance from the head centre to the shaft axis line; ``neck_anteversion`` is the elevation
   of the neck axis above the patient's coronal plane (not the condylar plane). The head is an exact sphere.
-* pelvic landmarks: the apex (a surface point) of the prominence: ASIS and PSIS at the ends of the iliac crest,
-  PT on the superior pubic ramus, IS the tip of the ischial spine; ``acetabulum.center`` is the hip joint centre
+* pelvic landmarks (surface points), defined in the anterior pelvic plane (APP) frame as in Fischer et al. 2019:
+  ASIS = most anterior point of the prominence at the anterior end of the iliac crest, PT = most anterior point of
+  the pubic tubercle (on the superior pubic ramus, lateral to the symphysis), PSIS = most posterior point of the
+  prominence at the posterior end of the crest, the APP being the plane through both ASIS and the midpoint of both
+  PT (solved as a fixed point, :func:`.pelvis.app_landmarks`); IS is the tip of the ischial spine. The phantom is
+  built so that these are also the extreme points of the whole upper (ASIS, PSIS) / lower (PT) hip bone in the APP
+  frame. ``acetabulum.center`` is the hip joint centre
   (the femoral head centre), ``cavity_radius`` the head radius plus the joint space.
 * vertebrae (in the vertebra's own frame ``left_axis``, ``anterior_axis``, ``superior_axis``; mid-sagittal
   plane): ``anterior_height`` / ``posterior_height`` of the body at its anterior / posterior wall;
@@ -53,7 +59,8 @@ __all__ = ["PROXIMAL_SHAFT_MM", "TruthWriter"]
 
 PROXIMAL_SHAFT_MM = 120.0
 """A femur's ``proximal_status`` is ``present`` when its head, greater trochanter, neck-shaft junction and the shaft
-down to this distance below the junction are inside the grid (``status`` also counts the distal femur, cut at mid-thigh)."""
+down to this distance below the junction are inside the grid, clear of its outermost voxels (``status`` also counts
+the distal femur, cut at mid-thigh)."""
 
 
 def _num(x: float) -> float:
@@ -101,9 +108,10 @@ class TruthWriter:
         return out
 
     def _inside(self, points: np.ndarray) -> np.ndarray:
-        """Whether body-frame points ``(N, 3)`` lie inside the grid."""
+        """Whether body-frame points ``(N, 3)`` lie inside the grid, clear of its outermost voxels (so that a bone
+        reaching no farther than these points has no voxel on a face of the grid)."""
         idx = self.canvas.body_to_index(points)
-        return np.all((idx > -0.5) & (idx < np.array(self.grid.shape) - 0.5), axis=1)
+        return np.all((idx > 0.5) & (idx < np.array(self.grid.shape) - 1.5), axis=1)
 
     def pelvis(self, pelvis: Pelvis) -> dict:
         landmarks = {

@@ -253,9 +253,11 @@ class PublishedCases:
         root: the folder.
         split: ``"training"``, ``"validation"`` or ``"test"``.
         subset_task: the labels are numbered for this subset task (None: full 55-class ids).
+        cache: keep decoded cases as uncompressed arrays (None: read the NIfTI files every time).
     """
 
-    def __init__(self, root: str | Path, split: str, subset_task: str | None = None) -> None:
+    def __init__(self, root: str | Path, split: str, subset_task: str | None = None,
+                 cache: SampleCache | None = None) -> None:
         self.root = Path(root)
         list_path = self.root / "data_list.json"
         try:
@@ -273,11 +275,20 @@ class PublishedCases:
             self.items.append(item)
         self.split = split
         self.subset_task = subset_task
+        self.cache = cache
 
     def __len__(self) -> int:
         return len(self.items)
 
     def load(self, index: int, epoch: int = 0) -> Sample:
+        if self.cache is None:
+            return self._read(index)
+        paths = [self.root / p for p in (*self.items[index]["image"], self.items[index]["label"])]
+        key = {"kind": "published", "files": [str(p.resolve()) for p in paths],
+               "mtimes": [p.stat().st_mtime_ns for p in paths], "subset": self.subset_task}
+        return self.cache.get_or_make(key, lambda: self._read(index))
+
+    def _read(self, index: int) -> Sample:
         from SwinX2SLib.conventions import read_published_pair, read_published_volume
 
         item = self.items[index]
@@ -458,8 +469,8 @@ def build_datasets(config: TrainConfig, cache_dir: str | Path) -> tuple[Training
         val_src = PhantomCases(data.val_seed_start, data.val_count, shape, views, data.preset,
                                data.phantom_spacing_mm, cache)
     elif data.source == "published":
-        train_src = PublishedCases(data.root, "training", data.subset_task)
-        val_src = PublishedCases(data.root, "validation", data.subset_task)
+        train_src = PublishedCases(data.root, "training", data.subset_task, cache)
+        val_src = PublishedCases(data.root, "validation", data.subset_task, cache)
     else:
         every = CTCases(data.root, data.label_convention, data.preset, shape, views, cache)
         order = np.random.default_rng(config.schedule.seed).permutation(len(every))

@@ -164,7 +164,7 @@ def holdout_dataset(config: TrainConfig, cache_dir: str | Path) -> TrainingDatas
         source = PhantomCases(data.holdout_seed_start, data.holdout_count, shape, config.model.in_channels,
                               data.preset, data.phantom_spacing_mm, SampleCache(data.cache_dir or cache_dir))
     elif data.source == "published":
-        source = PublishedCases(data.root, "test", data.subset_task)
+        source = PublishedCases(data.root, "test", data.subset_task, SampleCache(data.cache_dir or cache_dir))
     else:
         return None
     return TrainingDataset(source, shape)
