@@ -4,6 +4,7 @@ prediction-vs-reference comparison, the ``swinx2s measure`` command, and the pub
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -432,7 +433,9 @@ def _phantom_errors(seed: int, shape: tuple[int, int, int], spacing: float) -> d
     from SwinX2SLib.measurements.rib import resample
     from SwinX2SLib.phantom import PhantomConfig, make_phantom
 
-    phantom = make_phantom(seed, shape, spacing, PhantomConfig(fov_cut_probability=0.0))
+    # no CT noise and no unlabelled bones: same labels and truth as the default phantom, a third faster
+    config = PhantomConfig(fov_cut_probability=0.0, noise_hu=0.0, unlabelled_bones=False)
+    phantom = make_phantom(seed, shape, spacing, config)
     m, truth = measure(phantom.labels, phantom.grid), phantom.truth
     errors: dict[str, list[float]] = {}
 
@@ -460,10 +463,13 @@ def _phantom_errors(seed: int, shape: tuple[int, int, int], spacing: float) -> d
 
 
 def _pooled_errors(seeds: range, shape: tuple[int, int, int], spacing: float) -> dict[str, np.ndarray]:
-    """Absolute errors per item pooled over phantoms; prints max / mean per item (``pytest -s`` shows them)."""
+    """Absolute errors per item pooled over phantoms; prints the largest per phantom and max / mean per item
+    (``pytest -s`` shows them)."""
     pooled: dict[str, list[float]] = {}
     for seed in seeds:
-        for key, values in _phantom_errors(seed, shape, spacing).items():
+        errors = _phantom_errors(seed, shape, spacing)
+        print(f"seed {seed}: " + ", ".join(f"{key} {np.abs(v).max():.2f}" for key, v in errors.items()), flush=True)
+        for key, values in errors.items():
             pooled.setdefault(key, []).extend(values)
     errors = {key: np.abs(values) for key, values in pooled.items()}
     for key, values in errors.items():
@@ -472,23 +478,38 @@ def _pooled_errors(seeds: range, shape: tuple[int, int, int], spacing: float) ->
     return errors
 
 
-def _assert_targets(errors: dict[str, np.ndarray], n_phantoms: int, slack: dict[str, float]) -> None:
+def _assert_targets(
+    errors: dict[str, np.ndarray], n_phantoms: int, items: Iterable[str], slack: dict[str, float]
+) -> None:
+    """Every femur and landmark measured; the largest error of each item below its target plus ``slack``."""
     for name in ("head_radius", "neck_shaft_angle", "ASIS", "PSIS", "PT", "IS"):
         assert len(errors[name]) == 2 * n_phantoms, name  # both sides of every phantom measured
-    for key, bound in PHANTOM_TARGETS.items():
-        assert errors[key].max() < bound + slack.get(key, 0.0), (key, errors[key].max())
+    for key in items:
+        assert errors[key].max() < PHANTOM_TARGETS[key] + slack.get(key, 0.0), (key, errors[key].max())
+
+
+@pytest.fixture(scope="module")
+def phantom_errors() -> dict[str, np.ndarray]:
+    """Errors over :data:`N_PHANTOMS` seeded 1 mm phantoms (30-90 s per phantom on 2 shared cores)."""
+    return _pooled_errors(range(N_PHANTOMS), PHANTOM_SHAPE_1MM, 1.0)
 
 
 @pytest.mark.slow
-def test_phantom_accuracy():
-    """Issue targets over :data:`N_PHANTOMS` seeded 1 mm phantoms (20-40 minutes on 2 cores)."""
-    _assert_targets(_pooled_errors(range(N_PHANTOMS), PHANTOM_SHAPE_1MM, 1.0), N_PHANTOMS, {})
+def test_phantom_accuracy(phantom_errors):
+    """Issue targets for the femurs, the pelvic landmarks and the rib centrelines over the 1 mm phantoms."""
+    _assert_targets(phantom_errors, N_PHANTOMS, [k for k in PHANTOM_TARGETS if k != "body_height"], {})
+
+
+@pytest.mark.slow
+def test_phantom_vertebral_body_heights(phantom_errors):
+    """Issue target for the vertebral body heights over the 1 mm phantoms (C2 excluded: dens)."""
+    _assert_targets(phantom_errors, N_PHANTOMS, ["body_height"], {})
 
 
 def test_phantom_accuracy_quick():
-    """The same items on 3 phantoms at 2 mm voxels, with slightly looser bounds for the coarser voxels."""
+    """All the items on 3 phantoms at 2 mm voxels, with slightly looser bounds for the coarser voxels."""
     shape = tuple(s // 2 for s in PHANTOM_SHAPE_1MM)
-    _assert_targets(_pooled_errors(range(3), shape, 2.0), 3, QUICK_SLACK)
+    _assert_targets(_pooled_errors(range(3), shape, 2.0), 3, PHANTOM_TARGETS, QUICK_SLACK)
 
 
 def test_real_spine_only_case(official_samples: Path):

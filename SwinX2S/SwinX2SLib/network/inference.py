@@ -8,7 +8,7 @@ their concatenation, every intermediate of the last residual block and the 55-ch
   (both views as one batch);
 * the two full-resolution residual blocks (level-0 skip and last up block) run in slabs along X: 3x3x3
   convolutions read a one-plane halo, convolutions whose input and output have the same width overwrite their
-  input slab by slab (keeping one saved plane), instance-norm statistics are accumulated over slabs (float64) and
+  input slab by slab (keeping one saved plane), instance-norm statistics are merged over slabs (float64) and
   applied in place, the transposed convolution and the 1x1x1 residual projections are recomputed per slab
   instead of being stored;
 * the 1x1x1 head and the argmax run slab by slab on the two decoded views (:func:`logit_slabs` yields those
@@ -178,8 +178,8 @@ def _conv_in_place(conv: torch.nn.Conv3d, buffer: torch.Tensor, slab: int) -> No
 
 def _normalise_(x: torch.Tensor, eps: float, negative_slope: float | None) -> None:
     """Instance norm (no affine) in place, then LeakyReLU in place when ``negative_slope`` is given."""
-    var, mean = torch.var_mean(x, dim=(2, 3, 4), correction=0, keepdim=True)
-    x.sub_(mean).mul_(torch.rsqrt(var + eps))
+    var, mean = torch.var_mean(x.flatten(2), dim=2, correction=0)  # one contiguous reduction per channel
+    x.sub_(mean[..., None, None, None]).mul_(torch.rsqrt(var + eps)[..., None, None, None])
     if negative_slope is not None:
         F.leaky_relu_(x, negative_slope)
 
@@ -187,20 +187,22 @@ def _normalise_(x: torch.Tensor, eps: float, negative_slope: float | None) -> No
 def _add_normalised(out: torch.Tensor, source: _Source, eps: float | None, slab: int) -> None:
     """``out += instance_norm(source)`` (or ``+= source`` when ``eps`` is None), the source computed per slab twice.
 
-    The first pass accumulates per-channel sums in float64, the second adds the normalised slabs.
+    The first pass merges per-slab means and variances in float64, the second adds the normalised slabs.
     """
     size_x = out.shape[2]
     mean = rstd = None
     if eps is not None:
-        total = squares = 0.0
+        count, mean64, m2 = 0, 0.0, 0.0  # per-slab statistics merged exactly (Chan et al.) in float64
         for start in range(0, size_x, slab):
-            part = source(start, min(start + slab, size_x)).double()
-            total = total + part.sum(dim=(2, 3, 4), keepdim=True)
-            squares = squares + part.square().sum(dim=(2, 3, 4), keepdim=True)
-        count = out[0, 0].numel()
-        mean = total / count
-        rstd = torch.rsqrt(squares / count - mean.square() + eps)
-        mean, rstd = mean.to(out.dtype), rstd.to(out.dtype)
+            part = source(start, min(start + slab, size_x))
+            var_k, mean_k = torch.var_mean(part.flatten(2), dim=2, correction=0)
+            n_k = part[0, 0].numel()
+            delta = mean_k.double() - mean64
+            mean64 = mean64 + delta * (n_k / (count + n_k))
+            m2 = m2 + var_k.double() * n_k + delta.square() * (count * n_k / (count + n_k))
+            count += n_k
+        mean = mean64.to(out.dtype)[..., None, None, None]
+        rstd = torch.rsqrt(m2 / count + eps).to(out.dtype)[..., None, None, None]
     for start in range(0, size_x, slab):
         stop = min(start + slab, size_x)
         part = source(start, stop)

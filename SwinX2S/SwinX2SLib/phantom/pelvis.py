@@ -108,7 +108,7 @@ def _prominence(
 
 def app_landmarks(
     prominences: dict[str, dict[str, tuple[np.ndarray, float]]], iterations: int = 50
-) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
+) -> dict[str, dict[str, np.ndarray]]:
     """ASIS / PT (most anterior) and PSIS (most posterior) points of spherical prominences in the APP frame.
 
     Args:
@@ -117,7 +117,7 @@ def app_landmarks(
         iterations: at most this many fixed-point updates (converges in a few).
 
     Returns:
-        ``({side: {name: point (3,)}}, anterior unit normal (3,) of the APP)``.
+        ``{side: {name: point (3,)}}``.
     """
     anterior = np.array([0.0, 1.0, 0.0])
     marks: dict[str, dict[str, np.ndarray]] = {}
@@ -136,7 +136,7 @@ def app_landmarks(
         if np.linalg.norm(normal - anterior) < 1e-9:
             break
         anterior = normal
-    return marks, anterior
+    return marks
 
 
 def _hip(
@@ -236,7 +236,7 @@ def build_pelvis(
         )
         centres[name] = place.point((88, 0, 0), side)
         cavity[name] = head_radius[name] + _JOINT_SPACE_MM
-    landmarks, _ = app_landmarks(prominences)
+    landmarks = app_landmarks(prominences)
     for name in landmarks:
         landmarks[name]["IS"] = spines[name]
     axis = place.points(_SACRUM)
