@@ -81,6 +81,29 @@ def test_reconstruct_ct_with_label_evaluates(model_dir, tmp_path, capsys):  # no
     assert "overall Dice" in capsys.readouterr().out
 
 
+def test_reconstruct_measure_writes_measurements_and_comparison(model_dir, tmp_path, capsys):  # noqa: F811
+    ct_array = np.full((36, 30, 44), -1000.0, np.float32)
+    ct_array[10:26, 8:22, 4:40] = 900.0
+    ct = sitk_from_array(ct_array, ModelGrid(ct_array.shape, 2.5, (5.0, 5.0, -50.0)))
+    sitk.WriteImage(ct, str(tmp_path / "ct.nii.gz"))
+    sitk.WriteImage(sitk.Cast(ct > 0, sitk.sitkUInt8) * 53, str(tmp_path / "label.nii.gz"))
+    out = tmp_path / "out"
+    (out).mkdir()
+    (out / "landmarks.json").write_text("{}")  # an existing output is detected before computing
+    argv = ["reconstruct", "--ct", str(tmp_path / "ct.nii.gz"), "--label", str(tmp_path / "label.nii.gz"),
+            "-o", str(out), "--model", str(model_dir), "--device", "cpu", "--measure"]
+    status, events, _ = _run_json(argv, capsys)
+    assert status == 2 and "landmarks.json: already exists" in events[-1]["message"]
+    status, events, _ = _run_json([*argv, "--overwrite"], capsys)
+    assert status == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"measurements.json", "measurements.csv", "landmarks.json", "comparison.json"} <= names
+    assert {"measurements.json", "landmarks.json"} <= set(events[-1]["outputs"])
+    measurements = json.loads((out / "measurements.json").read_text())
+    assert {"femur", "pelvis", "vertebrae", "ribs"} <= set(measurements)
+    assert "left" in measurements["femur"] and "right" in measurements["femur"]
+
+
 def _published_pair(folder, shape=IMG_SIZE):
     """Files in the published format: 2-D DRRs stored as uint8 volumes repeated along the projection axis."""
     rng = np.random.default_rng(5)

@@ -14,12 +14,12 @@ import importlib
 import os
 import signal
 import sys
-import warnings
 from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import SwinX2SError
 from ..progress import ProgressReporter
+from .common import warnings_to
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -63,14 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     reporter = ProgressReporter(getattr(args, "progress", "none") or "none")
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
-            try:
-                status = args.func(args)
-            finally:
-                for warning in caught:
-                    if issubclass(warning.category, UserWarning):
-                        reporter.warn(str(warning.message))
+        with warnings_to(reporter):
+            status = args.func(args)
         return int(status or 0)
     except SwinX2SError as exc:
         reporter.error(str(exc))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import warnings
+from collections.abc import Iterator
 
 from ..progress import ProgressReporter
 
-__all__ = ["add_overwrite_argument", "add_progress_argument", "reporter_from_args"]
+__all__ = ["add_overwrite_argument", "add_progress_argument", "reporter_from_args", "warnings_to"]
 
 
 def add_progress_argument(parser: argparse.ArgumentParser) -> None:
@@ -27,3 +30,12 @@ def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
 def reporter_from_args(args: argparse.Namespace) -> ProgressReporter:
     """The :class:`ProgressReporter` selected by ``--progress`` (``"none"`` when the command has no such option)."""
     return ProgressReporter(getattr(args, "progress", "none") or "none")
+
+
+@contextlib.contextmanager
+def warnings_to(reporter: ProgressReporter) -> Iterator[None]:
+    """Report ``UserWarning``s through ``reporter`` as they happen (so that a JSON result stays the last line)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = lambda message, *args, **kwargs: reporter.warn(str(message))
+        yield

@@ -40,11 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and report where its outputs are."""
-    from .reconstruct import warnings_to
-
-    reporter = reporter_from_args(args)
-    with warnings_to(reporter):
-        return _run(args, reporter)
+    return _run(args, reporter_from_args(args))
 
 
 def _run(args: argparse.Namespace, reporter: Any) -> int:

@@ -14,11 +14,8 @@ with ``--label`` also ``metrics.json`` / ``metrics.csv``; with ``--meshes`` a ``
 from __future__ import annotations
 
 import argparse
-import contextlib
 import re
 import sys
-import warnings
-from collections.abc import Iterator
 from typing import Any
 
 from ..progress import ProgressReporter
@@ -50,25 +47,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--meshes", choices=("stl", "obj", "vtp"), help="also write one surface mesh per bone (RAS)")
     p.add_argument("--largest-component", action="store_true",
                    help="keep only the largest connected piece of each bone")
+    p.add_argument("--measure", action="store_true",
+                   help="also compute clinical measurements (measurements.json/.csv, landmarks.json; with --ct and "
+                        "--label also comparison.json)")
     add_overwrite_argument(p)
     add_progress_argument(p)
     p.set_defaults(func=run)
 
 
-@contextlib.contextmanager
-def warnings_to(reporter: ProgressReporter) -> Iterator[None]:
-    """Report ``UserWarning``s through ``reporter`` as they happen (so that the result stays the last line)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", UserWarning)
-        warnings.showwarning = lambda message, *args, **kwargs: reporter.warn(str(message))
-        yield
+MEASUREMENT_FILES = ("measurements.json", "measurements.csv", "landmarks.json")
 
 
 def run(args: argparse.Namespace) -> int:
     """Check the outputs, reconstruct, evaluate when a label is given, write everything, report the result."""
-    reporter = reporter_from_args(args)
-    with warnings_to(reporter):
-        return _run(args, reporter)
+    return _run(args, reporter_from_args(args))
 
 
 def _run(args: argparse.Namespace, reporter: ProgressReporter) -> int:
@@ -78,7 +70,11 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter) -> int:
 
     kind = _input_kind(args)
     folder = prepare_output_dir(args.output)
-    check_outputs_free(planned_outputs(folder, kind == "ct", args.label is not None, args.meshes), args.overwrite)
+    planned = planned_outputs(folder, kind == "ct", args.label is not None, args.meshes)
+    if args.measure:
+        planned += [folder / name for name in MEASUREMENT_FILES]
+        planned += [folder / "comparison.json"] if kind == "ct" and args.label is not None else []
+    check_outputs_free(planned, args.overwrite)
     if args.label is not None and kind == "xray":
         raise InputError(args.label, "a ground truth can only be aligned with a CT or a published input pair")
     reporter.update("load", 0.01, "loading the model")
@@ -88,6 +84,14 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter) -> int:
     reporter.update("write", 0.9, f"writing outputs to {folder}")
     summary = write_reconstruction(result, folder, overwrite=args.overwrite, meshes=args.meshes,
                                    evaluation=evaluation)
+    if args.measure:
+        from ..inference import OUTPUT_NAMES
+        from ..measurements import measure_report
+
+        reporter.update("measure", 0.95, "clinical measurements")
+        against = args.label if kind == "ct" else None
+        written = measure_report(folder / OUTPUT_NAMES["labels"], folder, against=against, overwrite=args.overwrite)
+        summary["outputs"].update({path.name: str(path) for path in written})
     reporter.update("done", 1.0, f"{len(result.segments)} segments")
     payload: dict[str, Any] = {"output_dir": str(folder), "outputs": summary["outputs"],
                                "segments": len(result.segments), "device": result.device,
