@@ -8,6 +8,7 @@ import SimpleITK as sitk
 
 from SwinX2SLib import catalogue, io
 from SwinX2SLib.conventions import (
+    PROJECTION_AXIS,
     ModelGrid,
     array_from_sitk,
     ct_to_model_grid,
@@ -17,6 +18,7 @@ from SwinX2SLib.conventions import (
     model_grid_to_reference,
     read_published_pair,
     read_published_volume,
+    rotate_180_about_si,
     sitk_from_array,
 )
 
@@ -174,3 +176,20 @@ def test_ctpelvic1k_hip_labels_are_recorded_as_data(official_samples):
     total, _ = read_published_volume(_sample(official_samples, "TotalSegAll_s0308", "Totalsegmentator_pelvic",
                                              "label"))
     assert np.argwhere(total == 3)[:, 0].mean() > np.argwhere(total == 2)[:, 0].mean() + 20  # 3 = hip_left
+
+
+def test_rotate_180_about_si_is_a_rotation_of_the_patient():
+    rng = np.random.default_rng(3)
+    volume = rng.random((6, 5, 7))
+    turned = np.rot90(volume, 2, axes=(0, 1))  # an independent 180° turn about z (proper rotation, det +1)
+    coronal, sagittal = volume.sum(axis=PROJECTION_AXIS["coronal"]), volume.sum(axis=PROJECTION_AXIS["sagittal"])
+    cor_r, sag_r, vol_r = rotate_180_about_si(coronal, sagittal, volume)
+    np.testing.assert_allclose(vol_r, turned)
+    np.testing.assert_allclose(cor_r, turned.sum(axis=PROJECTION_AXIS["coronal"]))
+    np.testing.assert_allclose(sag_r, turned.sum(axis=PROJECTION_AXIS["sagittal"]))
+    import torch
+
+    cor_t, sag_t, vol_t = rotate_180_about_si(torch.from_numpy(coronal[None]), torch.from_numpy(sagittal[None]),
+                                              torch.from_numpy(volume))
+    np.testing.assert_allclose(vol_t.numpy(), turned)
+    np.testing.assert_allclose(cor_t[0].numpy(), cor_r)

@@ -65,6 +65,7 @@ __all__ = [
     "ras_to_lps",
     "read_published_pair",
     "read_published_volume",
+    "rotate_180_about_si",
     "sitk_from_array",
 ]
 
@@ -359,6 +360,28 @@ def display_to_image(display: np.ndarray, view: View) -> np.ndarray:
 def display_spacing_to_image(spacing_rows_cols: tuple[float, float]) -> tuple[float, float]:
     """Pixel spacing ``(row, col)`` of a display-oriented image → ``(first, second)`` axis of the model image."""
     return float(spacing_rows_cols[1]), float(spacing_rows_cols[0])
+
+
+def rotate_180_about_si(coronal, sagittal, label_xyz):
+    """The same patient turned 180° about the superior–inferior axis: x → −x and y → −y.
+
+    A rotation, not a mirror: the patient's left stays the patient's left (label ids are unchanged), it just lies at
+    low x afterwards. The AP image is reversed along x and the lateral image along y. Works on numpy arrays and
+    torch tensors alike.
+
+    Args:
+        coronal: ``(..., X, Z)`` image(s).
+        sagittal: ``(..., Y, Z)`` image(s).
+        label_xyz: ``(X, Y, Z)`` (or ``(..., X, Y, Z)``) volume.
+
+    Returns:
+        ``(coronal, sagittal, label_xyz)`` rotated.
+    """
+
+    def flip(array, axes: tuple[int, ...]):
+        return np.flip(array, axes) if isinstance(array, np.ndarray) else array.flip(axes)
+
+    return flip(coronal, (-2,)), flip(sagittal, (-2,)), flip(label_xyz, (-3, -2))
 
 
 def _check_view(view: str) -> None:

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from SwinX2SLib.conventions import rotate_180_about_si
 from SwinX2SLib.training.config import AugmentConfig
 
 __all__ = ["AugmentParams", "augment_sample", "sample_params"]
@@ -98,9 +99,7 @@ def augment_sample(
         coronal = _warp(coronal, params.zoom, params.angle_rad, (tx, tz), "bilinear")
         sagittal = _warp(sagittal, params.zoom, 0.0, (ty, tz), "bilinear")
     if params.rotate180:
-        label = torch.flip(label, dims=(0, 1))
-        coronal = torch.flip(coronal, dims=(-2,))
-        sagittal = torch.flip(sagittal, dims=(-2,))
+        coronal, sagittal, label = rotate_180_about_si(coronal, sagittal, label)
     if params.intensity is not None:
         scale, offset = params.intensity
         coronal = (coronal * (1.0 + scale) + offset).clamp(0.0, 1.0)
