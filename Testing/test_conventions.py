@@ -193,3 +193,4 @@ def test_rotate_180_about_si_is_a_rotation_of_the_patient():
                                               torch.from_numpy(volume))
     np.testing.assert_allclose(vol_t.numpy(), turned)
     np.testing.assert_allclose(cor_t[0].numpy(), cor_r)
+    np.testing.assert_allclose(sag_t[0].numpy(), sag_r)
