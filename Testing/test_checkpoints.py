@@ -166,6 +166,8 @@ def test_model_directory_roundtrip_and_integrity_checks(tmp_path: Path) -> None:
         load_model_dir(folder)
 
     save_model_dir(model, folder, card, overwrite=True)
+    again = save_model_dir(model, tmp_path / "again", card)
+    assert (again / WEIGHTS_FILE).read_bytes() == (folder / WEIGHTS_FILE).read_bytes(), "saving must be deterministic"
     data = bytearray((folder / WEIGHTS_FILE).read_bytes())
     data[-1] ^= 0xFF
     (folder / WEIGHTS_FILE).write_bytes(bytes(data))

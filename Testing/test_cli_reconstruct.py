@@ -232,6 +232,9 @@ def test_demo_runs_the_whole_pipeline(model_dir, tmp_path, capsys):  # noqa: F81
     assert OUTPUTS | {"metrics.json", "metrics.csv", "overview.png", "report.json", "report.md"} == {
         p.name for p in out.iterdir()}
     report = json.loads((out / "report.json").read_text())
+    # the random-weight test model has no held-out metrics on its card: the demo says its quality is unknown
+    assert any(e["event"] == "warning" and "quality of this model is unknown" in e["message"] for e in events)
+    assert "unknown" in report["model_quality_note"] and "quality of this model" in (out / "report.md").read_text()
     assert set(report["metrics"]["per_anatomy"]) == {"spine", "rib", "pelvis", "femur"}
     assert report["metrics"]["overall"]["num_classes"] > 0
     # measured, or (random weights give fragmented bones) a stated failure
@@ -239,6 +242,15 @@ def test_demo_runs_the_whole_pipeline(model_dir, tmp_path, capsys):  # noqa: F81
     with Image.open(out / "overview.png") as png:
         assert png.size == (1000, 800)
     assert main(["demo", "-o", str(out), "--model", str(model_dir), "--progress", "none"]) == 2  # no --overwrite
+
+
+def test_demo_says_plainly_when_the_model_is_not_trained_enough():
+    from SwinX2SLib.checkpoints import ModelCard
+    from SwinX2SLib.cli.demo import model_quality_note
+
+    poor = ModelCard(classes=(), metrics={"holdout": {"cases": 20, "dice": 0.12}})
+    assert "NOT trained enough" in model_quality_note(poor) and "0.120" in model_quality_note(poor)
+    assert model_quality_note(ModelCard(classes=(), metrics={"holdout": {"cases": 20, "dice": 0.83}})) == ""
 
 
 def test_demo_without_default_model_says_so(tmp_path, capsys, monkeypatch):

@@ -427,7 +427,9 @@ def save_model_dir(model: SwinX2S, path: str | PathLike[str], card: ModelCard, o
         raise ValueError(f"class table has {len(classes)} names, the model {model.num_classes} classes")
     weights = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     with atomic_write(folder / WEIGHTS_FILE, overwrite=overwrite) as tmp:
-        save_file(weights, str(tmp), metadata={"format": "pt", "swinx2s_format_version": str(FORMAT_VERSION)})
+        # One metadata entry only: safetensors writes a metadata map in arbitrary order, which would make the
+        # file bytes (and so the SHA-256 in model.json) differ between two saves of the same weights.
+        save_file(weights, str(tmp), metadata={"format": "pt"})
         tmp.chmod(0o644)  # safetensors creates the file owner-only
         digest = _sha256(tmp)
     card = replace(

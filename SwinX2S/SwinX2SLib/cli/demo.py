@@ -63,6 +63,9 @@ def _run(args: argparse.Namespace, reporter: Any) -> int:
 
     reporter.update("load", 0.02, "loading the model")
     reconstructor = Reconstructor(model_dir, args.device, progress=reporter.update)
+    quality = model_quality_note(reconstructor.card)
+    if quality:
+        reporter.warn(quality)
     stages = {"load": time.perf_counter() - start}
     reporter.update("phantom", 0.05, f"building phantom (seed {args.seed})")
     phantom = make_phantom(seed=args.seed, shape=reconstructor.img_size)
@@ -82,7 +85,7 @@ def _run(args: argparse.Namespace, reporter: Any) -> int:
     measurements = _measure(result.labels, phantom.labels, phantom.grid)
     stages["measure"] = time.perf_counter() - start - sum(stages.values())
     reporter.update("write", 0.93, f"writing outputs to {folder}")
-    report = {"seed": args.seed, "model": result.model, "device": result.device,
+    report = {"seed": args.seed, "model": result.model, "device": result.device, "model_quality_note": quality,
               "metrics": {k: v for k, v in evaluation.to_dict().items() if k != "per_class"},
               "measurements": measurements, "phantom_truth": phantom.truth}
     summary = write_reconstruction(result, folder, overwrite=args.overwrite, evaluation=evaluation,
@@ -98,6 +101,22 @@ def _run(args: argparse.Namespace, reporter: Any) -> int:
     if reporter.mode != "json":
         sys.stdout.write(_markdown(report) + f"\noutputs in {folder}\n")
     return 0
+
+
+MIN_USEFUL_HOLDOUT_DICE = 0.5
+"""Below this held-out mean Dice (model card) the demo says plainly that the model is not trained enough."""
+
+
+def model_quality_note(card: Any) -> str:
+    """A plain statement when the model card shows the model is not (or not known to be) usefully trained."""
+    holdout = ((getattr(card, "metrics", None) or {}).get("holdout") or {})
+    dice = holdout.get("dice")
+    if dice is None:
+        return "the model card reports no held-out metrics: the quality of this model is unknown"
+    if dice < MIN_USEFUL_HOLDOUT_DICE:
+        return (f"this model is NOT trained enough to be useful: held-out mean Dice {dice:.3f} on "
+                f"{holdout.get('cases', '?')} phantoms (model card); the output only demonstrates the pipeline")
+    return ""
 
 
 def _measure(pred, truth, grid) -> dict[str, Any]:
@@ -137,6 +156,7 @@ def _json_default(value: Any) -> Any:
 def _markdown(report: dict[str, Any]) -> str:
     lines = [f"# SwinX2S demo (phantom seed {report['seed']})", "",
              f"Model: `{report['model']['dir']}` on {report['device']}; total {report['timings_s']['total']:.1f} s.",
+             *(["", f"**Note: {report['model_quality_note']}.**"] if report.get("model_quality_note") else []),
              "", "| scope | classes | Dice | HD95 (mm) | localisation error (mm) | identification rate |",
              "|---|---|---|---|---|---|"]
     metrics = report["metrics"]
