@@ -2,27 +2,30 @@
 
 For each vertebra (largest connected component of its label):
 
-1. **Local frame**: superior axis along the spine, from the centroids of the neighbouring vertebrae (patient
-   superior when it has none; the principal axes of a vertebral body are too ambiguous at 3-4 mm voxels, where
-   bodies are about as tall as deep); anterior axis from the canal centre to the body centroid; right = anterior x
-   superior.
+1. **Local frame**: superior axis along the spine, from the centroids of the nearest present neighbours (the
+   vertebra's own centroid replaces a missing neighbour or one cut by the field of view, whose centroid is
+   displaced; patient superior when it has neither; the principal axes of a vertebral body are too ambiguous at
+   3-4 mm voxels, where bodies are about as tall as deep); anterior axis from the canal centre to the body
+   centroid; right = anterior x superior.
 2. **Canal**: the voxels are projected along the superior axis onto an axial raster; the vertebral foramen is the
    largest hole of that raster (``binary_fill_holes``). Canal depth / width = its anterior-posterior / left-right
    extents. The body is everything in front of the canal. Steps 1-2 run twice so the raster follows the frame.
 3. **Mid-sagittal profile**: the body voxels within 2 mm of the mid-sagittal plane are binned into anterior-posterior
-   columns; each column gives the superior and inferior endplate heights. Anterior / posterior body height = mean of
-   the two tallest columns (the tallest alone if the other is 20 % shorter) within the anterior / posterior fifth of
-   the body (at least 3 mm; the outermost column is shortened by the rounded rim); superior / inferior endplate
-   depth = distance between the endplate's first and last column; endplate width = left-right extent of the body
-   within 3 mm of its superior endplate.
+   columns; each column gives the superior and inferior endplate heights. A column's height is measured on the
+   trilinearly interpolated mask along lines across the slab, between the outermost crossings of its 0.5 level
+   (sub-voxel and unbiased however the frame is tilted against the grid). Anterior / posterior body height = mean
+   of the two tallest columns (the tallest alone if the other is 20 % shorter) within the anterior / posterior
+   fifth of the body (at least 3 mm; the outermost column is shortened by the rounded rim); superior / inferior
+   endplate depth = distance between the endplate's first and last column; endplate width = left-right extent of
+   the body within 3 mm of its superior endplate.
 4. **Spinous process**: base = posterior border of the canal on the mid-sagittal plane (at the laminae's height);
    tip = the voxel of the mid-sagittal slab behind the canal farthest from the base. Length = |tip - base|;
    angle = inclination of base -> tip below the posterior axis (positive when the tip points caudally; the published
    pipeline reports 180 deg minus the angle to the superior endplate line).
 
-Extents are voxel-centre extents plus one voxel footprint along the measured direction. Vertebrae that are absent,
-too small, truncated by the field of view, split into several large pieces, or taller than 1.5 times their depth
-(fused pair / merged labels) are not measurable; C1 has no body, so only its canal is measured, and the height of
+Other extents are voxel-centre extents plus one voxel footprint along the measured direction. Vertebrae that are
+absent, too small, truncated by the field of view, split into several large pieces, or taller than 1.5 times their
+depth (fused pair / merged labels) are not measurable; C1 has no body, so only its canal is measured, and the height of
 the C2 body (which carries the dens) is not reported.
 """
 
@@ -145,9 +148,8 @@ def _measure_one(volume: LabelVolume, name: str, label: int, cranial: np.ndarray
     if label == 1:
         reason = "C1 has no vertebral body"
         return result | {k: not_measurable(reason) for k in (*_BODY_PARAMETERS, *_POSTERIOR_PARAMETERS)}
-    mid_half = max(SLAB_HALF_MM, 0.5 * volume.footprint_mm(right))
-    mid = np.abs(x - np.median(x[in_body])) < mid_half
-    slab = (float(np.median(x[in_body])), mid_half)
+    slab = (float(np.median(x[in_body])), max(SLAB_HALF_MM, 0.5 * volume.footprint_mm(right)))
+    mid = np.abs(x - slab[0]) < slab[1]
     body, (edge_u, edge_w) = _body_profile(
         u[in_body & mid],
         w[in_body & mid],
