@@ -84,7 +84,7 @@ def _property(widget: ET.Element, name: str) -> str:
 PLACEHOLDERS = {
     "modelComboBox": "default (built-in)",
     "baseModelComboBox": "default (built-in)",
-    "deviceInfoLabel": "CUDA: NVIDIA GPU (24.0 GiB)",
+    "deviceInfoLabel": "CUDA: not available (PyTorch on CPU)",
     "statusLabel": "stage: message of the running command",
     "etaLabel": "Epoch 3, time left: 12 min 30 s",
 }
