@@ -170,17 +170,18 @@ def split_binary_ribs(mask: sitk.Image, min_voxels: int = 20) -> sitk.Image:
     Returns:
         uint8 label image in catalogue ids (``rib_left_k`` / ``rib_right_k``) on the mask's grid.
     """
-    import SimpleITK as sitk
     from scipy import ndimage
 
-    array = sitk.GetArrayFromImage(mask) > 0  # (z, y, x)
+    from SwinX2SLib.conventions import array_from_sitk, sitk_from_array
+
+    array = array_from_sitk(mask) > 0  # [i, j, k], like the image's own index
     components, count = ndimage.label(array, structure=np.ones((3, 3, 3), dtype=bool))
     out = np.zeros(array.shape, dtype=np.uint8)
     if count:
         sizes = np.bincount(components.ravel())[1:]
         keep = [i + 1 for i in np.flatnonzero(sizes >= min_voxels)]
         centres = ndimage.center_of_mass(array, components, keep)
-        lps = np.array([mask.TransformContinuousIndexToPhysicalPoint(tuple(float(v) for v in c[::-1]))
+        lps = np.array([mask.TransformContinuousIndexToPhysicalPoint(tuple(float(v) for v in c))
                         for c in centres]).reshape(-1, 3)
         voxels_lps_x = np.median(lps[:, 0]) if len(keep) else 0.0
         for side, selector in (("left", lps[:, 0] > voxels_lps_x), ("right", lps[:, 0] <= voxels_lps_x)):
@@ -188,7 +189,7 @@ def split_binary_ribs(mask: sitk.Image, min_voxels: int = 20) -> sitk.Image:
             largest = sorted(members, reverse=True)[:12]
             for rank, (_, _, comp) in enumerate(sorted(largest, key=lambda m: -m[1])):
                 out[components == comp] = catalogue.by_name(f"rib_{side}_{rank + 1}").id
-    image = sitk.GetImageFromArray(out)
+    image = sitk_from_array(out)
     image.CopyInformation(mask)
     return image
 
