@@ -26,7 +26,7 @@ from SwinX2SLib.checkpoints import (
 )
 from SwinX2SLib.cli import main
 from SwinX2SLib.errors import ModelError, OutputError
-from SwinX2SLib.network import create_model, get_variant
+from SwinX2SLib.network import create_model, get_variant, logit_slabs
 from SwinX2SLib.network.swin_encoder import SwinEncoder2D
 
 TOLERANCE = 1e-4
@@ -61,6 +61,10 @@ def test_published_testvector_is_reproduced(reference: Path, testvector: tuple[d
         p, q = model(io["xa"], io["xb"])
     assert (p - io["p"]).abs().max() < TOLERANCE
     assert (q - io["q"]).abs().max() < TOLERANCE
+    # the fast inference path (folded transposed convolution, closed-form level-0 block) on the published weights
+    slabs = list(logit_slabs(model, io["xa"][:1], io["xb"][:1], slab=8))
+    assert (torch.cat([s[2] for s in slabs], dim=2) - io["p"][:1]).abs().max() < TOLERANCE
+    assert (torch.cat([s[3] for s in slabs], dim=2) - io["q"][:1]).abs().max() < TOLERANCE
 
 
 def _published_meta_state_dict(tsv: Path) -> dict[str, torch.Tensor]:

@@ -18,7 +18,7 @@ from SwinX2SLib.network import (
 )
 from SwinX2SLib.network.cross_view_attention import CrossViewAttention
 from SwinX2SLib.network.dimension_expansion import DimensionExpansion
-from SwinX2SLib.network.inference import _residual_block, _up_block
+from SwinX2SLib.network.inference import _conv_in_place, _instance_norm_, _last_up_block, _level0_skip
 from SwinX2SLib.network.swin_encoder import SwinEncoder2D
 
 SMALL = (32, 32, 64)
@@ -27,7 +27,12 @@ SMALL = (32, 32, 64)
 @pytest.fixture(scope="module")
 def test_model() -> SwinX2S:
     torch.manual_seed(0)
-    return create_model("test", img_size=SMALL, num_classes=4).eval()
+    model = create_model("test", img_size=SMALL, num_classes=4).eval()
+    with torch.no_grad():  # trained expansions are no plain repeat: give every level a profile and an offset
+        for expand in model.dimension_expansion:
+            expand.conv.weight.uniform_(0.5, 1.5)
+            expand.conv.bias.uniform_(-0.5, 0.5)
+    return model
 
 
 def test_registry_names_aliases_and_custom_configs() -> None:
@@ -130,34 +135,58 @@ def test_cross_view_attention_exchanges_information_between_views() -> None:
 
 def test_lean_inference_equals_the_plain_forward(test_model: SwinX2S) -> None:
     torch.manual_seed(1)
-    coronal, sagittal = torch.rand(1, 1, 32, 64), torch.rand(1, 1, 32, 64)
+    coronal, sagittal = torch.rand(2, 1, 32, 64), torch.rand(2, 1, 32, 64)
     with torch.no_grad():
         p, q = test_model(coronal, sagittal)
     logits = p + q
     expected = logits.argmax(1)
     top2 = logits.topk(2, dim=1).values
     clear = (top2[:, 0] - top2[:, 1]) > 1e-4  # ties within rounding may go either way
-    slabs = list(logit_slabs(test_model, coronal, sagittal, slab=5))  # 32 = 6 slabs of 5 + one of 2
+    slabs = list(logit_slabs(test_model, coronal[:1], sagittal[:1], slab=5))  # 32 = 6 slabs of 5 + one of 2
     assert [(start, stop) for start, stop, _, _ in slabs] == [(i, min(i + 5, 32)) for i in range(0, 32, 5)]
-    assert torch.allclose(torch.cat([s[2] for s in slabs], dim=2), p, atol=1e-5)
-    assert torch.allclose(torch.cat([s[3] for s in slabs], dim=2), q, atol=1e-5)
-    labels = predict_labels(test_model, coronal, sagittal, slab=5)
-    assert labels.dtype == torch.uint8 and labels.shape == (1, 32, 32, 64)
+    assert torch.allclose(torch.cat([s[2] for s in slabs], dim=2), p[:1], atol=1e-5)
+    assert torch.allclose(torch.cat([s[3] for s in slabs], dim=2), q[:1], atol=1e-5)
+    labels = predict_labels(test_model, coronal, sagittal, slab=5)  # a batch of two cases
+    assert labels.dtype == torch.uint8 and labels.shape == (2, 32, 32, 64)
     assert torch.equal(labels[clear].long(), expected[clear])
     assert clear.float().mean() > 0.99
     assert len(expected.unique()) > 1
+    with pytest.raises(ValueError, match="one case at a time"):
+        next(logit_slabs(test_model, coronal, sagittal))
+    with pytest.raises(ValueError, match="slab must be >= 1"):
+        predict_labels(test_model, coronal, sagittal, slab=0)
 
 
-@pytest.mark.parametrize("slab", [3, 16])
-def test_slab_wise_full_resolution_blocks_match_the_monai_blocks(test_model: SwinX2S, slab: int) -> None:
+@pytest.mark.parametrize("view", ["coronal", "sagittal"])
+def test_full_resolution_blocks_match_the_monai_blocks(test_model: SwinX2S, view: str) -> None:
     torch.manual_seed(2)
-    image = test_model.dimension_expansion[0](torch.rand(1, 1, 32, 64), "sagittal")
+    image = torch.rand(1, 1, 32, 64)
     half = torch.randn(1, 12, 16, 16, 32)
     with torch.inference_mode():
-        skip = test_model.encoder_blocks[0](image)
-        assert torch.allclose(_residual_block(test_model.encoder_blocks[0].layer, image, slab), skip, atol=1e-5)
+        skip = test_model.encoder_blocks[0](test_model.dimension_expansion[0](image, view))
+        # the level-0 block from outer products of 2-D convolutions of the image (closed-form residual norm)
+        fast_skip = _level0_skip(test_model.encoder_blocks[0].layer, test_model.dimension_expansion[0], image, view,
+                                 SMALL, slab=7)
+        assert fast_skip.is_contiguous(memory_format=torch.channels_last_3d)
+        assert torch.allclose(fast_skip, skip, atol=1e-5)
+        # the last up block with the transposed convolution folded into the 3x3x3 and 1x1x1 convolutions
         expected = test_model.decoder_blocks[-1](half, skip)
-        assert torch.allclose(_up_block(test_model.decoder_blocks[-1], half, skip.clone(), slab), expected, atol=1e-5)
+        fast = _last_up_block(test_model.decoder_blocks[-1], half.contiguous(memory_format=torch.channels_last_3d),
+                              fast_skip, slab=5)
+        assert torch.allclose(fast, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("slab", [1, 5, 32, 40])
+def test_in_place_convolution_and_instance_norm(slab: int) -> None:
+    torch.manual_seed(3)
+    conv = torch.nn.Conv3d(6, 6, 3, padding=1)
+    volume = torch.randn(1, 6, 32, 8, 12).contiguous(memory_format=torch.channels_last_3d) * 3 + 2
+    with torch.inference_mode():
+        expected = conv(volume)
+        assert torch.equal(_conv_in_place(volume, conv, slab), expected)  # same planes, same arithmetic
+        pair = torch.cat((expected, 2 * expected + 1)).contiguous(memory_format=torch.channels_last_3d)
+        reference = torch.nn.functional.leaky_relu(torch.nn.functional.instance_norm(pair, eps=1e-5), 0.01)
+        assert torch.allclose(_instance_norm_(pair, 1e-5, 0.01), reference, atol=1e-5)
 
 
 def test_gradients_reach_both_views_and_the_encoder(test_model: SwinX2S) -> None:

@@ -1,10 +1,12 @@
 """Wall time and peak memory of one Swin-X2S prediction (two views in, label volume out).
 
 Compares the plain path (``model(coronal, sagittal)`` under ``torch.no_grad``, then ``argmax(p + q)``, as the
-published inference computes it) with :func:`SwinX2SLib.network.predict_labels` (inference mode, full-resolution
-skip computed per view, head + argmax in slabs, no full 55-channel logits). Each measurement runs in a fresh
-subprocess so that peak resident memory (RSS, ``getrusage``) belongs to that path alone; on CUDA the peak of
-``torch.cuda.max_memory_allocated`` is reported as well. Random weights: time and memory do not depend on them.
+published inference computes it) with :func:`SwinX2SLib.network.predict_labels` (channels-last convolutions, the
+level-0 block from 2-D convolutions, the last transposed convolution folded into its consumers, in-place slab-wise
+convolutions, one shared head on the sum of both views; see ``SwinX2SLib/network/inference.py``). Each measurement
+runs in a fresh subprocess so that peak resident memory (RSS, ``getrusage``) belongs to that path alone; on CUDA
+the peak of ``torch.cuda.max_memory_allocated`` is reported as well. Random weights: time and memory do not depend
+on them. The last line gives the ratios of the two paths measured in this run and how many voxels' labels differ.
 
 Usage::
 

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import catalogue
-from .confidence import SegmentConfidence, fuse_views, keep_largest_component, segment_confidence
+from .confidence import SegmentConfidence, fuse_slabs, keep_largest_component, segment_confidence
 from .conventions import ModelGrid, display_spacing_to_image, display_to_image
 from .errors import InputError, ModelError, OutputError
 from .io import XRay
@@ -404,14 +404,15 @@ class Reconstructor:
             return self._forward(coronal, sagittal)
 
     def _forward(self, coronal: np.ndarray, sagittal: np.ndarray):
-        """The network's two logit volumes, fused slab by slab into labels and confidence."""
+        """The network's two logit volumes, computed and fused slab by slab into labels and confidence."""
         import torch
+
+        from .network import logit_slabs
 
         cor = torch.as_tensor(np.asarray(coronal, np.float32), device=self.device)[None]
         sag = torch.as_tensor(np.asarray(sagittal, np.float32), device=self.device)[None]
-        with torch.inference_mode():
-            p, q = self.model(cor, sag)
-            return fuse_views(p, q)
+        slabs = ((p[0], q[0]) for _, _, p, q in logit_slabs(self.model, cor, sag))
+        return fuse_slabs(slabs, tuple(self.img_size))
 
     def _model_info(self) -> dict[str, Any]:
         info = {"dir": str(self.model_dir), "img_size": list(self.img_size), "in_channels": self.in_channels,

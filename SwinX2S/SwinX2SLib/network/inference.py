@@ -1,39 +1,46 @@
-"""Memory-lean prediction: ``argmax(p + q)`` without the full-resolution tensors a plain forward pass keeps.
+"""Fast, memory-lean prediction: ``argmax(p + q)`` computed in another order than :meth:`SwinX2S.forward`.
 
-A plain ``model(coronal, sagittal)`` holds, per view, the full-resolution skip, the transposed-convolution output,
-their concatenation, every intermediate of the last residual block and the 55-channel logits, then sums ``p + q``.
-:func:`predict_labels` computes the same numbers in another order:
+Nine tenths of a plain forward pass are the two full-resolution residual blocks of each view (the level-0 skip and
+the last up block, ``F`` channels at ``X x Y x Z``) and the 55-channel logits. :func:`predict_labels` computes the
+same numbers with less arithmetic and far less memory:
 
-* the deep levels (1/2 ... 1/32 resolution) and the cross-view attention run as in :meth:`SwinX2S.forward`
-  (both views as one batch);
-* the two full-resolution residual blocks (level-0 skip and last up block) run in slabs along X: 3x3x3
-  convolutions read a one-plane halo, convolutions whose input and output have the same width overwrite their
-  input slab by slab (keeping one saved plane), instance-norm statistics are merged over slabs (float64) and
-  applied in place, the transposed convolution and the 1x1x1 residual projections are recomputed per slab
-  instead of being stored;
-* the 1x1x1 head and the argmax run slab by slab on the two decoded views (:func:`logit_slabs` yields those
-  slabs for callers that need both views' logits).
+* every 3-D convolution runs channels-last (oneDNN's fast layout on CPU) and instance norms use one pass for the
+  mean and one batched Gram product for the variance (float64 merge), in place;
+* the level-0 block's input is the raw image repeated along the missing axis (dimension expansion: ``w_t * I + b_t``),
+  so its first 3x3x3 convolution and its 1x1x1 projection are sums of outer products of 2-D convolutions of the
+  image with 1-D profiles along the new axis; the projection's instance-norm statistics follow in closed form;
+* the last up block's 2x2x2 stride-2 transposed convolution is folded into the 3x3x3 convolution that reads it: each
+  of the 8 output parities is a 2x2x2 convolution of the half-resolution input (8 instead of 27 taps at full
+  resolution), and its 1x1x1 projection likewise; the concatenation never exists;
+* the residual projection overwrites the skip in place slab by slab, and the two views' last features are summed
+  before the shared 1x1x1 head, because ``head(a) + head(b) = W (a + b) + 2 bias``: the 55 logits exist one slab at
+  a time.
 
-At most about three ``F``-channel full-resolution volumes are alive at once (about 1 GB for Tiny at
-128 x 128 x 160) instead of the dozen a plain pass needs. The arithmetic is the model's; only the summation order
-inside convolutions and normalisation statistics differs (differences of order 1e-6 in the logits).
+Only the summation order inside convolutions and normalisation statistics differs from the plain forward pass
+(logit differences of order 1e-5). :func:`logit_slabs` yields both views' logits slab by slab for callers that need
+them separately (view agreement).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from monai.networks.blocks import UnetResBlock, UnetrUpBlock
+from torch import nn
 
-from .dimension_expansion import VIEWS
+from ..conventions import PROJECTION_AXIS
+from .dimension_expansion import VIEWS, DimensionExpansion
 from .swin_x2s import SwinX2S
 
 __all__ = ["logit_slabs", "predict_labels"]
 
-_Source = Callable[[int, int], torch.Tensor]
+_CL = torch.channels_last_3d
+# per axis, for output parity a of the stride-2 transposed convolution: (tap e of the folded 2-tap kernel, tap d of
+# the 3x3x3 convolution, position p in the 2x2x2 transposed kernel); tap e reads half-resolution index i + a + e - 1
+_FOLD = {0: ((0, 0, 1), (1, 1, 0), (1, 2, 1)), 1: ((0, 0, 0), (0, 1, 1), (1, 2, 0))}
+_PARITIES = [(a, b, c) for a in (0, 1) for b in (0, 1) for c in (0, 1)]
 
 
 def predict_labels(
@@ -43,25 +50,40 @@ def predict_labels(
     slab: int = 16,
     autocast_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """Label volume ``argmax(p + q)`` of a Swin-X2S model, memory-lean (see the module docstring).
+    """Label volume ``argmax(p + q)`` of a Swin-X2S model, fast and memory-lean (see the module docstring).
 
     Args:
         model: a :class:`SwinX2S` in eval mode.
         coronal: ``[B, N, X, Z]`` on the model's device.
         sagittal: ``[B, N, Y, Z]`` on the model's device.
-        slab: planes along X processed at a time in the full-resolution stages (16 was fastest on a 2-core CPU).
-        autocast_dtype: run under ``torch.autocast`` with this dtype (e.g. ``torch.bfloat16`` on CUDA); logits are
-            summed in float32.
+        slab: planes along X per step of the in-place residual projection and of the head + argmax.
+        autocast_dtype: run the plain forward pass under ``torch.autocast`` with this dtype instead (e.g.
+            ``torch.bfloat16`` on CUDA, where memory is not the constraint); logits are summed in float32.
 
     Returns:
         ``[B, X, Y, Z]`` labels, ``torch.uint8`` when the model has at most 256 classes, else ``torch.int64``.
     """
-    batch, _, size_x, size_z = coronal.shape
+    _check_slab(slab)
     dtype = torch.uint8 if model.num_classes <= 256 else torch.int64
+    if autocast_dtype is not None:
+        with torch.inference_mode(), torch.autocast(coronal.device.type, dtype=autocast_dtype):
+            p, q = model(coronal, sagittal)
+            return (p.float() + q.float()).argmax(1).to(dtype)
+    batch, _, size_x, size_z = coronal.shape
     labels = torch.empty((batch, size_x, sagittal.shape[2], size_z), dtype=dtype, device=coronal.device)
-    for start, stop, p, q in logit_slabs(model, coronal, sagittal, slab, autocast_dtype):
-        p += q
-        labels[:, start:stop] = p.argmax(1)
+    weight, bias = _head(model)
+    with torch.inference_mode():
+        for index, halves in enumerate(_deep_halves(model, coronal, sagittal)):
+            total = None
+            for half, image, view in zip(halves, (coronal, sagittal), VIEWS, strict=True):
+                features = _full_resolution(model, half, image[index : index + 1], view, slab)
+                total = features if total is None else total.add_(features)
+                del features
+            flat = _flat(total)  # [X, Y*Z, F]
+            for start in range(0, size_x, slab):
+                stop = min(start + slab, size_x)
+                logits = torch.addmm(bias, flat[start:stop].flatten(0, 1), weight.t(), beta=2.0)
+                labels[index, start:stop] = logits.argmax(1).view(stop - start, *labels.shape[2:])
     return labels
 
 
@@ -70,140 +92,286 @@ def logit_slabs(
     coronal: torch.Tensor,
     sagittal: torch.Tensor,
     slab: int = 16,
-    autocast_dtype: torch.dtype | None = None,
 ) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
-    """Both views' logits, slab by slab along X, computed memory-lean (see the module docstring).
+    """Both views' logits, slab by slab along X, computed as in :func:`predict_labels` (batch size 1).
 
-    For consumers that need ``p`` and ``q`` separately (e.g. view agreement) without holding two full
-    ``[B, C, X, Y, Z]`` volumes. Runs in inference mode (also while the consumer handles a slab).
+    For consumers that need ``p`` and ``q`` separately (e.g. view agreement) without two full ``[1, C, X, Y, Z]``
+    volumes. Runs in inference mode (also while the consumer handles a slab).
 
     Args:
-        model, coronal, sagittal, slab, autocast_dtype: as in :func:`predict_labels`.
+        model, coronal, sagittal, slab: as in :func:`predict_labels`.
 
     Yields:
-        ``(start, stop, p, q)``: float32 logits ``[B, C, stop - start, Y, Z]`` of X planes ``start:stop`` of the
-        coronal (p) and sagittal (q) branch; fresh tensors the consumer may modify.
+        ``(start, stop, p, q)``: float32 logits ``[1, C, stop - start, Y, Z]`` (channels-last strides) of X planes
+        ``start:stop`` of the coronal (p) and sagittal (q) branch; fresh tensors the consumer may modify.
     """
-    if slab < 1:
-        raise ValueError(f"slab must be >= 1, got {slab}")
-    device_type = coronal.device.type
-    amp = torch.autocast(device_type, dtype=autocast_dtype) if autocast_dtype is not None else contextlib.nullcontext()
-    with torch.inference_mode(), amp:
-        halves = model.decode_deep(model.encode(coronal, sagittal)).chunk(2)
-        expand = model.dimension_expansion[0]
-        decoded = []
-        for half, image, view in zip(halves, (coronal, sagittal), VIEWS, strict=True):
-            skip = _residual_block(model.encoder_blocks[0].layer, expand(image, view), slab)
-            decoded.append(_up_block(model.decoder_blocks[-1], half, skip, slab))
-            del skip
+    _check_slab(slab)
+    if coronal.shape[0] != 1:
+        raise ValueError(f"logit_slabs takes one case at a time, got a batch of {coronal.shape[0]}")
+    weight, bias = _head(model)
+    with torch.inference_mode():
+        (halves,) = _deep_halves(model, coronal, sagittal)
+        decoded = [_flat(_full_resolution(model, h, i, v, slab)) for h, i, v in zip(halves, (coronal, sagittal), VIEWS,
+                                                                                  strict=True)]
         del halves
-        size_x = decoded[0].shape[2]
+        size_x, size_y, size_z = model.img_size
         for start in range(0, size_x, slab):
             stop = min(start + slab, size_x)
-            yield start, stop, *(model.head(d[:, :, start:stop]).float() for d in decoded)
+            yield start, stop, *(
+                torch.addmm(bias, d[start:stop].flatten(0, 1), weight.t())
+                .view(1, stop - start, size_y, size_z, -1)
+                .permute(0, 4, 1, 2, 3)
+                for d in decoded
+            )
 
 
-def _residual_block(block: UnetResBlock, inp: torch.Tensor, slab: int) -> torch.Tensor:
-    """``UnetResBlock`` on a small input (the expanded image) with a full-resolution output, one output buffer."""
-    out = _conv_slabs(block.conv1.conv, lambda a, b: inp[:, :, a:b], inp.shape[2], slab)
-    _normalise_(out, block.norm1.eps, block.lrelu.negative_slope)
-    _conv_in_place(block.conv2.conv, out, slab)
-    _normalise_(out, block.norm2.eps, None)
-    residual = (lambda a, b: block.conv3(inp[:, :, a:b])) if hasattr(block, "conv3") else (lambda a, b: inp[:, :, a:b])
-    _add_normalised(out, residual, block.norm3.eps if hasattr(block, "norm3") else None, slab)
-    return F.leaky_relu_(out, block.lrelu.negative_slope)
+def _check_slab(slab: int) -> None:
+    if slab < 1:
+        raise ValueError(f"slab must be >= 1, got {slab}")
 
 
-def _up_block(block: UnetrUpBlock, x: torch.Tensor, skip: torch.Tensor, slab: int) -> torch.Tensor:
-    """``UnetrUpBlock`` (transposed conv, concatenation with ``skip``, residual block) computed in slabs.
+def _head(model: SwinX2S) -> tuple[torch.Tensor, torch.Tensor]:
+    """The shared 1x1x1 output convolution as a matrix ``[C, F]`` and a bias ``[C]``."""
+    conv = model.head.conv.conv
+    weight = conv.weight.flatten(1)
+    return weight, conv.bias if conv.bias is not None else weight.new_zeros(weight.shape[0])
 
-    The transposed convolution (kernel 2, stride 2) is recomputed per slab from the half-resolution ``x``; the
-    concatenation only ever exists for one slab.
+
+def _flat(volume: torch.Tensor) -> torch.Tensor:
+    """A channels-last ``[1, C, X, Y, Z]`` volume as its memory: ``[X, Y * Z, C]`` (a view)."""
+    return volume[0].permute(1, 2, 3, 0).flatten(1, 2)
+
+
+def _deep_halves(model: SwinX2S, coronal: torch.Tensor, sagittal: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+    """Encoder, deep decoder levels and cross-view attention of both views (as :meth:`SwinX2S.encode` and
+    :meth:`SwinX2S.decode_deep`, channels-last with the fast blocks below).
+
+    Returns:
+        Per case of the batch, the coronal and sagittal inputs of the last up block, ``[1, F, X/2, Y/2, Z/2]``.
     """
-    res = block.conv_block
-    size_x = skip.shape[2]
-
-    def concatenated(start: int, stop: int) -> torch.Tensor:
-        first, last = start // 2, (stop + 1) // 2
-        up = block.transp_conv(x[:, :, first:last])[:, :, start - 2 * first : stop - 2 * first]
-        return torch.cat((up, skip[:, :, start:stop]), dim=1)
-
-    out = _conv_slabs(res.conv1.conv, concatenated, size_x, slab)
-    _normalise_(out, res.norm1.eps, res.lrelu.negative_slope)
-    _conv_in_place(res.conv2.conv, out, slab)
-    _normalise_(out, res.norm2.eps, None)
-    _add_normalised(out, lambda a, b: res.conv3(concatenated(a, b)), res.norm3.eps, slab)
-    return F.leaky_relu_(out, res.lrelu.negative_slope)
-
-
-def _with_halo(source: _Source, start: int, stop: int, size_x: int) -> torch.Tensor:
-    """Planes ``start - 1 .. stop`` of the source along X, zero planes outside ``[0, size_x)``."""
-    planes = source(max(start - 1, 0), min(stop + 1, size_x))
-    left, right = int(start == 0), int(stop == size_x)
-    return F.pad(planes, (0, 0, 0, 0, left, right)) if left or right else planes
+    model.check_views(coronal, sagittal)
+    hidden = model.encoder(torch.cat((coronal, sagittal)))
+    features = []
+    for h, expand, block in zip(hidden, model.dimension_expansion[1:], model.encoder_blocks[1:], strict=True):
+        coronal_h, sagittal_h = h.chunk(2)
+        expanded = torch.cat((expand(coronal_h, "coronal"), expand(sagittal_h, "sagittal")))
+        features.append(_res_block(block.layer, expanded.contiguous(memory_format=_CL)))
+    features[-1] = torch.cat(model.cross_view_attention(*features[-1].chunk(2))).contiguous(memory_format=_CL)
+    x = features.pop()
+    for block in model.decoder_blocks[:-1]:
+        x = _up_block(block, x, features.pop())
+    coronal_x, sagittal_x = x.chunk(2)
+    return [(coronal_x[i : i + 1], sagittal_x[i : i + 1]) for i in range(coronal.shape[0])]
 
 
-def _conv3d(conv: torch.nn.Conv3d, planes: torch.Tensor) -> torch.Tensor:
-    """``conv`` on planes that already carry their X halo: padding only along Y and Z."""
-    return F.conv3d(planes, conv.weight, conv.bias, conv.stride, (0, *conv.padding[1:]), conv.dilation, conv.groups)
+def _full_resolution(model: SwinX2S, half: torch.Tensor, image: torch.Tensor, view: str, slab: int) -> torch.Tensor:
+    """Output of the last up block for one view of one case, ``[1, F, X, Y, Z]`` channels-last."""
+    block, expand = model.encoder_blocks[0].layer, model.dimension_expansion[0]
+    if hasattr(block, "conv3"):
+        skip = _level0_skip(block, expand, image, view, model.img_size, slab)
+    else:  # as many views as features (no projection): the plain block
+        skip = _res_block(block, expand(image, view).contiguous(memory_format=_CL))
+    return _last_up_block(model.decoder_blocks[-1], half, skip, slab)
 
 
-def _conv_slabs(conv: torch.nn.Conv3d, source: _Source, size_x: int, slab: int) -> torch.Tensor:
-    """3x3x3 ``conv`` (stride 1, padding 1) of a virtual input given by ``source(start, stop)``, slab by slab."""
-    out = None
-    for start in range(0, size_x, slab):
-        stop = min(start + slab, size_x)
-        result = _conv3d(conv, _with_halo(source, start, stop, size_x))
-        if out is None:
-            out = result.new_empty((*result.shape[:2], size_x, *result.shape[3:]))
-        out[:, :, start:stop] = result
+# ---------------------------------------------------------------------------------------------------------------
+# generic blocks (deep levels), channels-last
+
+
+def _conv(x: torch.Tensor, conv: nn.Conv3d) -> torch.Tensor:
+    return F.conv3d(x, conv.weight, conv.bias, conv.stride, conv.padding).contiguous(memory_format=_CL)
+
+
+def _instance_norm_(x: torch.Tensor, eps: float, negative_slope: float | None = None) -> torch.Tensor:
+    """Instance norm (no affine) of a channels-last ``[B, C, X, Y, Z]`` volume in place, then LeakyReLU if given.
+
+    Mean by a plain sum, variance of the centred values by a batched Gram product over the X planes (float32
+    per plane, float64 across planes): far faster than a strided variance reduction, as accurate.
+    """
+    batch, channels, size_x = x.shape[:3]
+    flat = x.permute(0, 2, 3, 4, 1).reshape(batch, -1, channels)  # a view: x is channels-last
+    count = flat.shape[1]
+    flat.sub_(flat.sum(1, keepdim=True).div_(count))
+    planes = flat.view(batch * size_x, -1, channels)
+    variance = torch.bmm(planes.transpose(1, 2), planes).diagonal(dim1=1, dim2=2)
+    variance = variance.double().view(batch, size_x, channels).sum(1).div_(count)
+    flat.mul_(variance.add_(eps).rsqrt_().to(x.dtype)[:, None])
+    if negative_slope is not None:
+        F.leaky_relu_(x, negative_slope)
+    return x
+
+
+def _res_block(block: UnetResBlock, x: torch.Tensor) -> torch.Tensor:
+    """MONAI ``UnetResBlock`` (stride 1) on a channels-last volume."""
+    slope = block.lrelu.negative_slope
+    out = _instance_norm_(_conv(x, block.conv1.conv), block.norm1.eps, slope)
+    out = _instance_norm_(_conv(out, block.conv2.conv), block.norm2.eps)
+    if hasattr(block, "conv3"):
+        x = _instance_norm_(_conv(x, block.conv3.conv), block.norm3.eps)
+    return F.leaky_relu_(out.add_(x), slope)
+
+
+def _up_block(block: UnetrUpBlock, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """MONAI ``UnetrUpBlock``: transposed convolution, concatenation with the skip, residual block."""
+    transp = block.transp_conv.conv
+    up = F.conv_transpose3d(x, transp.weight, transp.bias, transp.stride)
+    return _res_block(block.conv_block, torch.cat((up, skip), 1).contiguous(memory_format=_CL))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# full-resolution blocks
+
+
+def _level0_skip(
+    block: UnetResBlock,
+    expand: DimensionExpansion,
+    image: torch.Tensor,
+    view: str,
+    img_size: tuple[int, int, int],
+    slab: int,
+) -> torch.Tensor:
+    """``block(expand(image, view))`` for one case without ever convolving the expanded image in 3-D.
+
+    The expanded image is ``E[n, t, u, z] = w_t I[n, u, z] + b_t`` (``t`` the new axis, zero outside the volume), so
+    ``conv1(E) = sum_d (w shifted by d) (x) conv2d(I, K[d]) + (b shifted by d) (x) conv2d(1, K[d])`` over the 3 taps
+    ``d`` of the kernel along the new axis, and the 1x1x1 projection is ``w (x) K3 I + b (x) K3 1``.
+    """
+    length = expand.length
+    w, b = expand.conv.weight.flatten(), expand.conv.bias
+    axis = PROJECTION_AXIS[view]  # the volume axis the view integrated over: the one the expansion adds
+    conv1 = block.conv1.conv
+    ones = torch.ones_like(image)
+    w_pad, b_pad = F.pad(w, (1, 1)), F.pad(b, (1, 1))
+    profiles, planes = [], []
+    for d in range(3):
+        kernel = conv1.weight.select(2 + axis, d)  # [F, N, 3, 3] over the image's two axes
+        profiles += [w_pad[d : d + length], b_pad[d : d + length]]
+        planes += [F.conv2d(image, kernel, padding=1), F.conv2d(ones, kernel, padding=1)]
+    out = _outer(torch.stack(profiles, 1), torch.cat(planes), axis, img_size)
+    slope = block.lrelu.negative_slope
+    _instance_norm_(out, block.norm1.eps, slope)
+    _instance_norm_(_conv_in_place(out, block.conv2.conv, slab), block.norm2.eps)
+    # residual: the projection of the expanded image, normalised in closed form, added as outer products
+    projection = block.conv3.conv.weight.flatten(1)  # [F, N]
+    image_term = torch.einsum("fn,bnuz->bfuz", projection, image)
+    constant = projection.sum(1)[None, :, None, None].expand_as(image_term)
+    mean, rstd = _outer_statistics(torch.stack((w, b), 1), torch.cat((image_term, constant)), block.norm3.eps)
+    mean, rstd = mean[None, :, None, None], rstd[None, :, None, None]
+    planes = torch.cat((image_term * rstd, constant * rstd, (-mean * rstd).expand_as(image_term)))
+    _outer(torch.stack((w, b, torch.ones_like(w)), 1), planes, axis, img_size, out=out)
+    return F.leaky_relu_(out, slope)
+
+
+def _outer(
+    profiles: torch.Tensor,
+    planes: torch.Tensor,
+    axis: int,
+    img_size: tuple[int, int, int],
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``sum_k profiles[:, k] (x) planes[k]``: a volume ``[1, F, X, Y, Z]`` (channels-last) from 1-D profiles along
+    volume axis ``axis`` (0 = X, 1 = Y) ``[L, K]`` and 2-D planes over the other two axes ``[K, F, U, Z]``; added to
+    ``out`` when given."""
+    size_x, size_y, size_z = img_size
+    beta = 1.0
+    if out is None:
+        out = torch.empty((1, planes.shape[1], size_x, size_y, size_z), dtype=planes.dtype, device=planes.device,
+                          memory_format=_CL)
+        beta = 0.0  # the empty memory is not read
+    planes = planes.permute(0, 2, 3, 1)  # [K, U, Z, F]
+    if axis == 0:  # out[x, (y, z, f)] = profiles[x, k] @ planes[k, (y, z, f)]
+        target, batch1, batch2 = _flat(out).view(1, size_x, -1), profiles[None], planes.reshape(1, len(planes), -1)
+    else:  # out[x][y, (z, f)] = profiles[y, k] @ planes[k, x, (z, f)]
+        target = _flat(out).view(size_x, size_y, -1)
+        batch1 = profiles.expand(size_x, *profiles.shape)
+        batch2 = planes.permute(1, 0, 2, 3).reshape(size_x, len(planes), -1)
+    target.baddbmm_(batch1, batch2, beta=beta)
     return out
 
 
-def _conv_in_place(conv: torch.nn.Conv3d, buffer: torch.Tensor, slab: int) -> None:
-    """3x3x3 ``conv`` with as many output as input channels, overwriting ``buffer`` slab by slab.
+def _outer_statistics(profiles: torch.Tensor, planes: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and ``1 / sqrt(var + eps)`` of ``sum_k profiles[:, k] (x) planes[k]`` in closed form (float64).
 
-    Before a slab is overwritten its last plane is saved: it is the left halo of the next slab.
+    ``profiles`` ``[L, K]``, ``planes`` ``[K, F, U, Z]``: the mean is ``sum_k <p_k> <P_k>`` and the second moment
+    ``sum_kl <p_k p_l> <P_k P_l>`` (``<>`` the mean over the line or the plane).
     """
-    size_x = buffer.shape[2]
-    previous = None
+    p = profiles.double()
+    v = planes.double().flatten(2)  # [K, F, U*Z]
+    mean = torch.einsum("k,kf->f", p.mean(0), v.mean(2))
+    second = torch.einsum("kl,kfn,lfn->f", p.t() @ p / p.shape[0], v, v) / v.shape[2]
+    rstd = (second - mean.square() + eps).rsqrt()
+    return mean.to(planes.dtype), rstd.to(planes.dtype)
+
+
+def _last_up_block(block: UnetrUpBlock, x: torch.Tensor, skip: torch.Tensor, slab: int) -> torch.Tensor:
+    """``block(x, skip)`` at full resolution with the transposed convolution folded into its consumers.
+
+    ``x`` ``[1, F, X/2, Y/2, Z/2]``, ``skip`` ``[1, F, X, Y, Z]`` channels-last (overwritten: it becomes the
+    normalised residual). Returns ``[1, F, X, Y, Z]`` channels-last.
+    """
+    res = block.conv_block
+    transposed = block.transp_conv.conv.weight  # [C_x, C_up, 2, 2, 2]
+    up_channels = transposed.shape[1]
+    conv1 = res.conv1.conv.weight
+    projection = res.conv3.conv.weight.flatten(1)  # [F, C_up + C_skip]
+    folded = _folded_kernels(conv1[:, :up_channels], transposed)
+    n_x, n_y, n_z = x.shape[2:]
+    out = F.conv3d(skip, conv1[:, up_channels:], padding=1).contiguous(memory_format=_CL)
+    for (a, b, c), kernel in folded.items():  # padding 1 covers both parities' windows; each keeps its n of n + 1
+        part = F.conv3d(x, kernel, padding=1)
+        out[:, :, a::2, b::2, c::2] += part[:, :, a : a + n_x, b : b + n_y, c : c + n_z]
+    slope = res.lrelu.negative_slope
+    _instance_norm_(out, res.norm1.eps, slope)
+    # residual projection of [up, skip] written over the skip, slab by slab (a point-wise map) as matrix products
+    # on the channels-last memory; the up part is one product for all 8 parities, interleaved by a strided view
+    skip_matrix = projection[:, up_channels:].t()  # [C_skip, F]
+    up_matrix = torch.einsum("oc,icabd->iabdo", projection[:, :up_channels], transposed).flatten(1)  # [C_x, 8F]
+    skip_memory, x_memory = _flat(skip), _flat(x)  # [X, Y*Z, C], [X/2, Y/2*Z/2, C]
+    step = slab + slab % 2  # even: planes start..stop of both parities come from half planes start/2..stop/2
+    for start in range(0, skip.shape[2], step):
+        stop = min(start + step, skip.shape[2])
+        part = skip_memory[start:stop].flatten(0, 1) @ skip_matrix
+        up = x_memory[start // 2 : stop // 2].flatten(0, 1) @ up_matrix
+        interleaved = up.view(-1, n_y, n_z, 2, 2, 2, skip_matrix.shape[1]).permute(0, 3, 1, 4, 2, 5, 6)
+        part.view(interleaved.shape).add_(interleaved)
+        skip_memory[start:stop] = part.view(stop - start, -1, part.shape[1])
+    _instance_norm_(skip, res.norm3.eps)
+    _instance_norm_(_conv_in_place(out, res.conv2.conv, slab), res.norm2.eps)
+    return F.leaky_relu_(out.add_(skip), slope)
+
+
+def _conv_in_place(x: torch.Tensor, conv: nn.Conv3d, slab: int) -> torch.Tensor:
+    """3x3x3 ``conv`` (stride 1, padding 1, as many output as input channels) overwriting ``x`` slab by slab along X.
+
+    Each slab reads one neighbouring plane on either side; its result is written back once the next slab has
+    been computed (which still reads the slab's last plane), so two slabs of temporaries replace a second volume.
+    """
+    size_x = x.shape[2]
+    pending = None
     for start in range(0, size_x, slab):
         stop = min(start + slab, size_x)
-        parts = [previous if previous is not None else torch.zeros_like(buffer[:, :, :1]), buffer[:, :, start:stop]]
-        parts.append(buffer[:, :, stop : stop + 1] if stop < size_x else torch.zeros_like(buffer[:, :, :1]))
-        planes = torch.cat(parts, dim=2)
-        previous = buffer[:, :, stop - 1 : stop].clone()
-        buffer[:, :, start:stop] = _conv3d(conv, planes)
+        low, high = max(start - 1, 0), min(stop + 1, size_x)
+        result = F.conv3d(x[:, :, low:high], conv.weight, conv.bias, padding=1)  # zero planes beyond low..high
+        result = result[:, :, start - low : start - low + stop - start]  # drop the planes that saw the fake zeros
+        if pending is not None:
+            x[:, :, pending[0] : pending[1]] = pending[2]
+        pending = (start, stop, result)
+    x[:, :, pending[0] : pending[1]] = pending[2]
+    return x
 
 
-def _normalise_(x: torch.Tensor, eps: float, negative_slope: float | None) -> None:
-    """Instance norm (no affine) in place, then LeakyReLU in place when ``negative_slope`` is given."""
-    var, mean = torch.var_mean(x.flatten(2), dim=2, correction=0)  # one contiguous reduction per channel
-    x.sub_(mean[..., None, None, None]).mul_(torch.rsqrt(var + eps)[..., None, None, None])
-    if negative_slope is not None:
-        F.leaky_relu_(x, negative_slope)
+def _folded_kernels(conv: torch.Tensor, transposed: torch.Tensor) -> dict[tuple[int, int, int], torch.Tensor]:
+    """3x3x3 ``conv`` ``[O, C, 3, 3, 3]`` after a 2x2x2 stride-2 transposed convolution ``[I, C, 2, 2, 2]``, as one
+    2x2x2 kernel ``[O, I, 2, 2, 2]`` per output parity (for the half-resolution input padded by one, parity ``a``
+    reads the window starting at ``a``)."""
+    kernels = {}
+    for a, b, c in _PARITIES:
+        kernel = conv.new_zeros((conv.shape[0], transposed.shape[0], 2, 2, 2))
+        for ex, dx, px in _FOLD[a]:
+            for ey, dy, py in _FOLD[b]:
+                for ez, dz, pz in _FOLD[c]:
+                    kernel[:, :, ex, ey, ez] += conv[:, :, dx, dy, dz] @ transposed[:, :, px, py, pz].t()
+        kernels[(a, b, c)] = kernel
+    return kernels
 
 
-def _add_normalised(out: torch.Tensor, source: _Source, eps: float | None, slab: int) -> None:
-    """``out += instance_norm(source)`` (or ``+= source`` when ``eps`` is None), the source computed per slab twice.
-
-    The first pass merges per-slab means and variances in float64, the second adds the normalised slabs.
-    """
-    size_x = out.shape[2]
-    mean = rstd = None
-    if eps is not None:
-        count, mean64, m2 = 0, 0.0, 0.0  # per-slab statistics merged exactly (Chan et al.) in float64
-        for start in range(0, size_x, slab):
-            part = source(start, min(start + slab, size_x))
-            var_k, mean_k = torch.var_mean(part.flatten(2), dim=2, correction=0)
-            n_k = part[0, 0].numel()
-            delta = mean_k.double() - mean64
-            mean64 = mean64 + delta * (n_k / (count + n_k))
-            m2 = m2 + var_k.double() * n_k + delta.square() * (count * n_k / (count + n_k))
-            count += n_k
-        mean = mean64.to(out.dtype)[..., None, None, None]
-        rstd = torch.rsqrt(m2 / count + eps).to(out.dtype)[..., None, None, None]
-    for start in range(0, size_x, slab):
-        stop = min(start + slab, size_x)
-        part = source(start, stop)
-        out[:, :, start:stop] += (part - mean) * rstd if mean is not None else part
