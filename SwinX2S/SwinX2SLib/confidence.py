@@ -93,29 +93,27 @@ def fuse_slabs(slabs: Iterable[tuple[torch.Tensor, torch.Tensor]], shape: tuple[
         if ps.shape[0] > 256:
             raise ValueError(f"{ps.shape[0]} classes do not fit a uint8 label map")
         sl = slice(start, start + ps.shape[1])
-        ps, qs = ps.float(), qs.float()
-        labels[sl] = (ps + qs).argmax(0).to(torch.uint8).cpu().numpy()
-        prob_p, entropy_p = _softmax_entropy(ps)
-        prob_q, entropy_q = _softmax_entropy(qs)
+        # one row of class logits per voxel (a view when the slab is channels-last): reductions along rows
+        rows_p, rows_q = (t.float().permute(1, 2, 3, 0).reshape(-1, t.shape[0]) for t in (ps, qs))
+        labels[sl] = torch.add(rows_p, rows_q).argmax(1).view(ps.shape[1:]).to(torch.uint8).cpu().numpy()
+        prob_p, entropy_p = _softmax_entropy(rows_p)
+        prob_q, entropy_q = _softmax_entropy(rows_q)
         mix = prob_p.add_(prob_q).mul_(0.5)
-        # JS(P, Q) = H((P + Q) / 2) - (H(P) + H(Q)) / 2, in nats; one exp per logit and one log per class
-        divergence = torch.special.entr(mix).sum(0) - 0.5 * (entropy_p + entropy_q)
-        js[sl] = (divergence / np.log(2.0)).clamp(0.0, 1.0).cpu().numpy()
-        maxp[sl] = mix.amax(0).cpu().numpy()
+        # JS(P, Q) = H((P + Q) / 2) - (H(P) + H(Q)) / 2, in nats
+        divergence = torch.special.entr(mix).sum(1) - 0.5 * (entropy_p + entropy_q)
+        js[sl] = (divergence / np.log(2.0)).clamp(0.0, 1.0).view(ps.shape[1:]).cpu().numpy()
+        maxp[sl] = mix.amax(1).view(ps.shape[1:]).cpu().numpy()
         start = sl.stop
     if start != shape[0]:
         raise ValueError(f"slabs covered {start} of {shape[0]} planes along X")
     return FusedPrediction(labels, js, maxp)
 
 
-def _softmax_entropy(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax over dim 0 and its entropy (nats) from one exponential: ``H = log S - Σ e·z / S`` with
-    ``z = logits - max``, ``e = exp(z)``, ``S = Σ e``."""
-    shifted = logits - logits.amax(0, keepdim=True)
-    weights = shifted.exp()
-    total = weights.sum(0)
-    entropy = total.log() - (weights * shifted).sum(0) / total
-    return weights.div_(total), entropy
+def _softmax_entropy(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax of ``[voxels, classes]`` logits along the classes and its entropy in nats, ``H = -Σ p log p``."""
+    log_prob = torch.log_softmax(rows, dim=1)
+    prob = log_prob.exp()
+    return prob, -(prob * log_prob).sum(1)
 
 
 def segment_confidence(labels: np.ndarray, js_divergence: np.ndarray,
