@@ -457,18 +457,8 @@ class SwinX2SWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Failed to start the reconstruction."), waitCursor=True):
             workDir = self._newWorkDir()
             args = self.logic.reconstructArguments(parameters, workDir)
-            self._startCommand(args, lambda result: self._onReconstructed(result, workDir),
+            self._startCommand(args, lambda result: self.logic.loadReconstruction(result, parameters),
                                _("Starting the reconstruction…"))
-
-    def _onReconstructed(self, result: dict, workDir: str) -> None:
-        """Measure the reconstruction when asked (a second command), then load everything into the scene."""
-        parameters = self._parameterNode
-        if not parameters.computeMeasurements:
-            self.logic.loadReconstruction(result, parameters)
-            return
-        args = self.logic.measureArguments(result, workDir)
-        self._startCommand(args, lambda measured: self.logic.loadReconstruction(result, parameters, measured),
-                           _("Measuring…"))
 
     def onGenerateDrrsButton(self) -> None:
         if not self._ensureDependenciesAndProbe():
@@ -521,8 +511,7 @@ class SwinX2SLogic(ScriptedLoadableModuleLogic):
         parameters.apVolume, parameters.lateralVolume = apNode, lateralNode
         workDir = tempfile.mkdtemp()
         result = logic.run(logic.reconstructArguments(parameters, workDir))   # blocking
-        measured = logic.run(logic.measureArguments(result, workDir))         # optional
-        segmentationNode = logic.loadReconstruction(result, parameters, measured)
+        segmentationNode = logic.loadReconstruction(result, parameters)
     """
 
     def getParameterNode(self) -> SwinX2SParameterNode:
@@ -570,15 +559,9 @@ class SwinX2SLogic(ScriptedLoadableModuleLogic):
             model=parameters.model,
             device=parameters.device,
             pixel_spacing_mm=parameters.pixelSpacingMm,
+            measure=parameters.computeMeasurements,
         )
         return options.as_arg_list()
-
-    @staticmethod
-    def measureArguments(reconstructResult: dict, workDir: str) -> list:
-        """The ``swinx2s measure`` arguments for the label map of a ``reconstruct`` result."""
-        reconstruction = slicer_support.read_reconstruction_result(reconstructResult)
-        return slicer_support.MeasureParameters(reconstruction.labels_path,
-                                                os.path.join(workDir, "measurements")).as_arg_list()
 
     def drrArguments(self, parameters: SwinX2SParameterNode, workDir: str) -> list:
         """Write the CT into ``workDir`` and return the ``swinx2s drr`` arguments."""
@@ -629,8 +612,9 @@ class SwinX2SLogic(ScriptedLoadableModuleLogic):
         parameters.apVolume, parameters.lateralVolume = nodes
         return tuple(nodes)
 
-    def loadReconstruction(self, result: dict, parameters: SwinX2SParameterNode, measureResult: dict | None = None):
-        """Turn a ``reconstruct`` result (and a ``measure`` result) into the segmentation, tables and markups.
+    def loadReconstruction(self, result: dict, parameters: SwinX2SParameterNode):
+        """Turn a ``reconstruct`` result into the segmentation, its table and (with ``computeMeasurements``, when
+        the command ran with ``--measure``) the measurement table and markups.
 
         Returns:
             The segmentation node (``parameters.outputSegmentation``, created when it was None).
@@ -655,8 +639,8 @@ class SwinX2SLogic(ScriptedLoadableModuleLogic):
         if parameters.show3D:
             segmentation.CreateClosedSurfaceRepresentation()
         self._fillTable(f"{segmentation.GetName()} segments", slicer_support.segment_table(reconstruction))
-        if measureResult is not None:
-            measurementsPath, landmarksPath = slicer_support.read_measure_result(measureResult)
+        if parameters.computeMeasurements:
+            measurementsPath, landmarksPath = slicer_support.read_measure_result(result)
             name = segmentation.GetName()
             self._fillTable(f"{name} measurements", slicer_support.measurement_table(measurementsPath))
             self._addMarkups(name, slicer_support.landmark_markups(landmarksPath, measurementsPath))

@@ -238,10 +238,10 @@ def test_icons_are_128_pixel_pngs(icon: str) -> None:
 
 def test_reconstruct_arguments_follow_the_mode() -> None:
     xray = slicer_support.ReconstructParameters("out", coronal="ap.png", sagittal="lat.png", pixel_spacing_mm=0.3,
-                                                model="models/m", meshes="stl", largest_component=True)
+                                                model="models/m", meshes="stl", largest_component=True, measure=True)
     assert xray.as_arg_list() == ["reconstruct", "--coronal", "ap.png", "--sagittal", "lat.png", "--pixel-spacing",
                                   "0.3", "-o", "out", "--device", "auto", "--model", "models/m", "--meshes", "stl",
-                                  "--largest-component", "--overwrite", "--progress", "json"]
+                                  "--largest-component", "--measure", "--overwrite", "--progress", "json"]
     ct = slicer_support.ReconstructParameters("out", ct="ct.nrrd", label="lab.nrrd", device="cpu", overwrite=False)
     assert ct.mode == "ct"
     assert ct.as_arg_list(progress=False) == ["reconstruct", "--ct", "ct.nrrd", "--label", "lab.nrrd", "-o", "out",
@@ -386,8 +386,7 @@ def test_drr_images_are_placed_on_their_detector_planes(tmp_path: Path, geometry
 
 
 def test_errors_come_back_as_error_events(tmp_path: Path) -> None:
-    params = slicer_support.MeasureParameters(str(tmp_path / "missing.nrrd"), str(tmp_path / "m"))
-    completed = _swinx2s(params.as_arg_list())
+    completed = _swinx2s(["measure", str(tmp_path / "missing.nrrd"), "-o", str(tmp_path / "m"), "--progress", "json"])
     assert completed.returncode == 2
     errors = [e for e in _events(completed.stdout) if isinstance(e, slicer_support.ErrorEvent)]
     assert len(errors) == 1 and "missing.nrrd" in errors[0].message
@@ -466,8 +465,7 @@ def phantom_case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 def test_measurements_become_table_rows_and_markups(phantom_case: dict[str, str], tmp_path: Path) -> None:
     """``Compute clinical measurements``: the measure command's files become table rows, landmarks and axes."""
-    params = slicer_support.MeasureParameters(phantom_case["labels.nii.gz"], str(tmp_path / "m"))
-    completed = _swinx2s(params.as_arg_list())
+    completed = _swinx2s(["measure", phantom_case["labels.nii.gz"], "-o", str(tmp_path / "m"), "--progress", "json"])
     assert completed.returncode == 0, completed.stderr[-3000:]
     measurements_path, landmarks_path = slicer_support.read_measure_result(_events(completed.stdout)[-1].payload)
     truth = json.loads(Path(phantom_case["truth.json"]).read_text())["femur"]
@@ -500,15 +498,18 @@ def test_measurements_become_table_rows_and_markups(phantom_case: dict[str, str]
 
 @pytest.mark.slow
 def test_reconstruction_result_becomes_the_segment_table(phantom_case: dict[str, str], tmp_path: Path) -> None:
-    """Reconstruct (CT mode, a tiny untrained model): summary, label map on the CT grid and the segment table agree."""
+    """Reconstruct (CT mode, a tiny untrained model, with measurements): summary, label map on the CT grid and the
+    segment table agree; the measurement files come back in the same result."""
     if "reconstruct" not in _available_commands():
         pytest.skip("`swinx2s reconstruct` is not available yet")
     model = _tiny_model_dir(tmp_path / "model")
     params = slicer_support.ReconstructParameters(str(tmp_path / "out"), ct=phantom_case["ct.nii.gz"],
-                                                  model=str(model), device="cpu")
+                                                  model=str(model), device="cpu", measure=True)
     completed = _swinx2s(params.as_arg_list())
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
     events = _events(completed.stdout)
+    measurements_path, landmarks_path = slicer_support.read_measure_result(events[-1].payload)
+    assert slicer_support.measurement_table(measurements_path).rows and Path(landmarks_path).is_file()
     assert [type(e).__name__ for e in events if not isinstance(e, slicer_support.ProgressEvent)][-1] == "ResultEvent"
     result = slicer_support.read_reconstruction_result(events[-1].payload)
     assert Path(result.labels_path).name == "segmentation_ct.nii.gz"

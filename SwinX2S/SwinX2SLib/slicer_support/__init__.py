@@ -5,8 +5,8 @@ The Slicer modules keep every computation out of the GUI process: they run the `
 MRML nodes. Everything here is the part of that glue that needs neither Slicer nor Qt, so that it is tested
 against the real command line without Slicer (``Testing/test_slicer_modules.py``):
 
-- parameter dataclasses (:class:`ReconstructParameters`, :class:`MeasureParameters`, :class:`DrrParameters`,
-  :class:`ModelImportParameters`, :class:`TrainParameters`) whose ``as_arg_list()`` builds the command line, and
+- parameter dataclasses (:class:`ReconstructParameters`, :class:`DrrParameters`, :class:`ModelImportParameters`,
+  :class:`TrainParameters`) whose ``as_arg_list()`` builds the command line, and
   :func:`command_line` / :func:`subprocess_environment` that turn it into a runnable process;
 - :class:`EventParser`, which splits the process output into JSON-lines events (:func:`parse_event`);
 - :func:`process_tree`, :func:`terminate_processes`, :func:`kill_processes`: Cancel ends the whole process tree;
@@ -32,7 +32,6 @@ from .commands import (
     MESH_FORMATS,
     Device,
     DrrParameters,
-    MeasureParameters,
     ReconstructParameters,
     command_line,
     library_parent,
@@ -107,7 +106,6 @@ __all__ = [
     "MarkupLine",
     "MarkupPoint",
     "Markups",
-    "MeasureParameters",
     "ModelEntry",
     "ModelImportParameters",
     "ModelKind",

@@ -80,6 +80,8 @@ class ReconstructParameters:
         meshes: also write one surface file per present structure in this format (``"stl"``, ``"obj"``,
             ``"vtp"``); empty = none (Slicer builds its own surfaces).
         largest_component: keep only the largest connected piece of each bone.
+        measure: also compute the clinical measurements in the same command ("Compute clinical measurements":
+            ``measurements.json``/``.csv`` and ``landmarks.json`` join the outputs).
         overwrite: replace existing files in ``output_dir``.
     """
 
@@ -93,6 +95,7 @@ class ReconstructParameters:
     pixel_spacing_mm: float = 0.0
     meshes: str = ""
     largest_component: bool = False
+    measure: bool = False
     overwrite: bool = True
 
     @property
@@ -143,35 +146,11 @@ class ReconstructParameters:
             args += ["--meshes", self.meshes]
         if self.largest_component:
             args.append("--largest-component")
+        if self.measure:
+            args.append("--measure")
         if self.overwrite:
             args.append("--overwrite")
         return args + _progress_args(progress)
-
-
-@dataclass(frozen=True)
-class MeasureParameters:
-    """Options of ``swinx2s measure`` ("Compute clinical measurements" of the SwinX2S module).
-
-    Args:
-        labels: the reconstructed label map (55-class scheme, any geometry).
-        output_dir: folder that receives ``measurements.json``, ``measurements.csv`` and ``landmarks.json``.
-        overwrite: replace existing files.
-    """
-
-    labels: str
-    output_dir: str
-    overwrite: bool = True
-
-    def as_arg_list(self, progress: bool = True) -> list[str]:
-        """The ``swinx2s`` arguments (command included).
-
-        Raises:
-            ValueError: a path is missing.
-        """
-        if not self.labels or not self.output_dir:
-            raise ValueError("cannot measure: give the label map and an output folder")
-        return ["measure", self.labels, "-o", self.output_dir, *(["--overwrite"] if self.overwrite else []),
-                *_progress_args(progress)]
 
 
 def result_files(payload: Mapping[str, Any]) -> dict[str, str]:

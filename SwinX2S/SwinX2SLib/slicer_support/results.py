@@ -73,7 +73,7 @@ def read_reconstruction_result(payload: Mapping[str, Any]) -> ReconstructionResu
 
 
 def read_measure_result(payload: Mapping[str, Any]) -> tuple[str, str]:
-    """``(measurements.json, landmarks.json)`` paths of a ``swinx2s measure --progress json`` result.
+    """``(measurements.json, landmarks.json)`` paths of a ``swinx2s reconstruct --measure`` (or ``measure``) result.
 
     Raises:
         InputError: a file is missing from the result.
