@@ -166,14 +166,15 @@ def test_full_resolution_blocks_match_the_monai_blocks(test_model: SwinX2S, view
         skip = test_model.encoder_blocks[0](test_model.dimension_expansion[0](image, view))
         # the level-0 block from outer products of 2-D convolutions of the image (closed-form residual norm)
         fast_skip = _level0_skip(test_model.encoder_blocks[0].layer, test_model.dimension_expansion[0], image, view,
-                                 SMALL, slab=7)
+                                 SMALL)
         assert fast_skip.is_contiguous(memory_format=torch.channels_last_3d)
         assert torch.allclose(fast_skip, skip, atol=1e-5)
         # the last up block with the transposed convolution folded into the 3x3x3 and 1x1x1 convolutions
         expected = test_model.decoder_blocks[-1](half, skip)
-        fast = _last_up_block(test_model.decoder_blocks[-1], half.contiguous(memory_format=torch.channels_last_3d),
-                              fast_skip, slab=5)
-        assert torch.allclose(fast, expected, atol=1e-5)
+        for in_place in (False, True):
+            fast = _last_up_block(test_model.decoder_blocks[-1], half.contiguous(memory_format=torch.channels_last_3d),
+                                  fast_skip.clone(), slab=5, in_place=in_place)
+            assert torch.allclose(fast, expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("slab", [1, 5, 32, 40])

@@ -100,10 +100,12 @@ def main() -> None:
     if args.path:
         print(json.dumps(measure(args)))
         return
-    # glibc otherwise serves the many 4-32 MB slab temporaries from its heap and keeps the freed memory resident
-    env = {"MALLOC_MMAP_THRESHOLD_": str(4 << 20), **os.environ}
+    # glibc otherwise serves the many 4-32 MB slab temporaries from its heap and keeps the freed memory resident;
+    # 2 MB pages for PyTorch's large tensors, as the `swinx2s` command line sets them (both paths alike)
+    env = {"MALLOC_MMAP_THRESHOLD_": str(4 << 20), "THP_MEM_ALLOC_ENABLE": "1", **os.environ}
     print(f"device {args.device}, {args.threads} threads, input {tuple(args.img_size)}, {args.classes} classes")
-    print(f"MALLOC_MMAP_THRESHOLD_={env['MALLOC_MMAP_THRESHOLD_']}; 'baseline' = RSS after imports, weights, inputs")
+    print(f"MALLOC_MMAP_THRESHOLD_={env['MALLOC_MMAP_THRESHOLD_']}, THP_MEM_ALLOC_ENABLE="
+          f"{env['THP_MEM_ALLOC_ENABLE']}; 'baseline' = RSS after imports, weights, inputs")
     import torch
 
     tmp = tempfile.mkdtemp(prefix="bench_forward_")

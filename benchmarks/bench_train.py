@@ -3,7 +3,8 @@
 Runs :class:`SwinX2SLib.training.trainer.Trainer` itself (data from the phantom cache, augmentation, forward,
 DiceCE + KL loss, backward, clipping, AdamW, scheduler, logging) for a few steps of a configuration, and measures
 the steps after the warm-up from the timestamps of the run's ``log.jsonl``. The phantoms are rendered before the
-timing starts.
+timing starts. Freed memory stays in the heap as under ``swinx2s train`` (:func:`SwinX2SLib.memory.retain_freed_memory`)
+unless ``--release-memory`` is given.
 
 Usage::
 
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from SwinX2SLib.memory import retain_freed_memory
 from SwinX2SLib.training.config import apply_overrides, config_from_dict, load_config
 from SwinX2SLib.training.data import PhantomCases, SampleCache
 from SwinX2SLib.training.logging import read_log
@@ -63,7 +65,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
+    parser.add_argument("--release-memory", action="store_true", help="glibc's default: give freed memory back")
     args = parser.parse_args()
+    if not args.release_memory:
+        print(f"freed memory kept in the heap: {retain_freed_memory()}")
     config = None if args.preset else (args.config or REPO_ROOT / "configs" / "default_model.yaml")
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     results = []

@@ -58,8 +58,11 @@ def run(args: argparse.Namespace) -> int:
         reporter.result({"model_dir": str(path), "metrics": metrics})
         return 0
 
+    from ..memory import retain_freed_memory
     from ..training.config import apply_overrides, config_from_dict, load_config
     from ..training.trainer import Trainer
+
+    retain_freed_memory()  # a training step re-allocates the same volumes: keep them in the heap
 
     if args.resume:
         if args.overrides:

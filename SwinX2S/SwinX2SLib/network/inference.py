@@ -76,13 +76,16 @@ def predict_labels(
         for index, halves in enumerate(_deep_halves(model, coronal, sagittal)):
             total = None
             for half, image, view in zip(halves, (coronal, sagittal), VIEWS, strict=True):
-                features = _full_resolution(model, half, image[index : index + 1], view, slab)
+                # the second view shares memory with the first view's features: its last convolution in place
+                features = _full_resolution(model, half, image[index : index + 1], view, slab, total is not None)
                 total = features if total is None else total.add_(features)
                 del features
             flat = _flat(total)  # [X, Y*Z, F]
+            buffer = flat.new_empty((slab * flat.shape[1], len(bias)))  # one slab of logits, reused
             for start in range(0, size_x, slab):
                 stop = min(start + slab, size_x)
-                logits = torch.addmm(bias, flat[start:stop].flatten(0, 1), weight.t(), beta=2.0)
+                rows = flat[start:stop].flatten(0, 1)
+                logits = torch.addmm(bias, rows, weight.t(), beta=2.0, out=buffer[: len(rows)])
                 labels[index, start:stop] = logits.argmax(1).view(stop - start, *labels.shape[2:])
     return labels
 
@@ -111,8 +114,9 @@ def logit_slabs(
     weight, bias = _head(model)
     with torch.inference_mode():
         (halves,) = _deep_halves(model, coronal, sagittal)
-        decoded = [_flat(_full_resolution(model, h, i, v, slab)) for h, i, v in zip(halves, (coronal, sagittal), VIEWS,
-                                                                                  strict=True)]
+        decoded = []
+        for half, image, view in zip(halves, (coronal, sagittal), VIEWS, strict=True):
+            decoded.append(_flat(_full_resolution(model, half, image, view, slab, bool(decoded))))
         del halves
         size_x, size_y, size_z = model.img_size
         for start in range(0, size_x, slab):
@@ -164,14 +168,20 @@ def _deep_halves(model: SwinX2S, coronal: torch.Tensor, sagittal: torch.Tensor) 
     return [(coronal_x[i : i + 1], sagittal_x[i : i + 1]) for i in range(coronal.shape[0])]
 
 
-def _full_resolution(model: SwinX2S, half: torch.Tensor, image: torch.Tensor, view: str, slab: int) -> torch.Tensor:
-    """Output of the last up block for one view of one case, ``[1, F, X, Y, Z]`` channels-last."""
+def _full_resolution(
+    model: SwinX2S, half: torch.Tensor, image: torch.Tensor, view: str, slab: int, in_place: bool
+) -> torch.Tensor:
+    """Output of the last up block for one view of one case, ``[1, F, X, Y, Z]`` channels-last.
+
+    ``in_place``: run the last convolution in place (:func:`_conv_in_place`, a little slower) to stay at three
+    full-resolution volumes while another one (the other view's features) is held.
+    """
     block, expand = model.encoder_blocks[0].layer, model.dimension_expansion[0]
     if hasattr(block, "conv3"):
-        skip = _level0_skip(block, expand, image, view, model.img_size, slab)
+        skip = _level0_skip(block, expand, image, view, model.img_size)
     else:  # as many views as features (no projection): the plain block
         skip = _res_block(block, expand(image, view).contiguous(memory_format=_CL))
-    return _last_up_block(model.decoder_blocks[-1], half, skip, slab)
+    return _last_up_block(model.decoder_blocks[-1], half, skip, slab, in_place)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -228,7 +238,6 @@ def _level0_skip(
     image: torch.Tensor,
     view: str,
     img_size: tuple[int, int, int],
-    slab: int,
 ) -> torch.Tensor:
     """``block(expand(image, view))`` for one case without ever convolving the expanded image in 3-D.
 
@@ -250,7 +259,7 @@ def _level0_skip(
     out = _outer(torch.stack(profiles, 1), torch.cat(planes), axis, img_size)
     slope = block.lrelu.negative_slope
     _instance_norm_(out, block.norm1.eps, slope)
-    _instance_norm_(_conv_in_place(out, block.conv2.conv, slab), block.norm2.eps)
+    out = _instance_norm_(_conv(out, block.conv2.conv), block.norm2.eps)
     # residual: the projection of the expanded image, normalised in closed form, added as outer products
     projection = block.conv3.conv.weight.flatten(1)  # [F, N]
     image_term = torch.einsum("fn,bnuz->bfuz", projection, image)
@@ -303,11 +312,14 @@ def _outer_statistics(profiles: torch.Tensor, planes: torch.Tensor, eps: float) 
     return mean.to(planes.dtype), rstd.to(planes.dtype)
 
 
-def _last_up_block(block: UnetrUpBlock, x: torch.Tensor, skip: torch.Tensor, slab: int) -> torch.Tensor:
+def _last_up_block(
+    block: UnetrUpBlock, x: torch.Tensor, skip: torch.Tensor, slab: int, in_place: bool = False
+) -> torch.Tensor:
     """``block(x, skip)`` at full resolution with the transposed convolution folded into its consumers.
 
     ``x`` ``[1, F, X/2, Y/2, Z/2]``, ``skip`` ``[1, F, X, Y, Z]`` channels-last (overwritten: it becomes the
-    normalised residual). Returns ``[1, F, X, Y, Z]`` channels-last.
+    normalised residual); ``in_place``: the second convolution overwrites the first one's output slab by slab.
+    Returns ``[1, F, X, Y, Z]`` channels-last.
     """
     res = block.conv_block
     transposed = block.transp_conv.conv.weight  # [C_x, C_up, 2, 2, 2]
@@ -328,15 +340,19 @@ def _last_up_block(block: UnetrUpBlock, x: torch.Tensor, skip: torch.Tensor, sla
     up_matrix = torch.einsum("oc,icabd->iabdo", projection[:, :up_channels], transposed).flatten(1)  # [C_x, 8F]
     skip_memory, x_memory = _flat(skip), _flat(x)  # [X, Y*Z, C], [X/2, Y/2*Z/2, C]
     step = slab + slab % 2  # even: planes start..stop of both parities come from half planes start/2..stop/2
+    part_buffer = skip.new_empty((step * skip_memory.shape[1], skip_matrix.shape[1]))  # reused slab temporaries
+    up_buffer = x.new_empty((step // 2 * x_memory.shape[1], up_matrix.shape[1]))
     for start in range(0, skip.shape[2], step):
         stop = min(start + step, skip.shape[2])
-        part = skip_memory[start:stop].flatten(0, 1) @ skip_matrix
-        up = x_memory[start // 2 : stop // 2].flatten(0, 1) @ up_matrix
+        rows, half_rows = skip_memory[start:stop].flatten(0, 1), x_memory[start // 2 : stop // 2].flatten(0, 1)
+        part = torch.mm(rows, skip_matrix, out=part_buffer[: len(rows)])
+        up = torch.mm(half_rows, up_matrix, out=up_buffer[: len(half_rows)])
         interleaved = up.view(-1, n_y, n_z, 2, 2, 2, skip_matrix.shape[1]).permute(0, 3, 1, 4, 2, 5, 6)
         part.view(interleaved.shape).add_(interleaved)
         skip_memory[start:stop] = part.view(stop - start, -1, part.shape[1])
     _instance_norm_(skip, res.norm3.eps)
-    _instance_norm_(_conv_in_place(out, res.conv2.conv, slab), res.norm2.eps)
+    out = _conv_in_place(out, res.conv2.conv, slab) if in_place else _conv(out, res.conv2.conv)
+    _instance_norm_(out, res.norm2.eps)
     return F.leaky_relu_(out.add_(skip), slope)
 
 
