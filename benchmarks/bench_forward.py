@@ -37,6 +37,10 @@ def measure(args: argparse.Namespace) -> dict:
 
     from SwinX2SLib.network import create_model, predict_labels
 
+    if args.retain_freed_memory:
+        from SwinX2SLib.memory import retain_freed_memory
+
+        retain_freed_memory()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
@@ -92,6 +96,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="timed predictions (the best is reported)")
     parser.add_argument("--autocast", choices=("bfloat16", "float16"), help="autocast dtype (CUDA)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--retain-freed-memory", action="store_true",
+                        help="keep freed memory in the heap (as `swinx2s train` does) instead of huge pages")
     parser.add_argument("--paths", nargs="+", default=["naive", "fast"], choices=("naive", "fast"))
     parser.add_argument("--path", help=argparse.SUPPRESS)  # internal: measure one path in this process
     parser.add_argument("--variant", help=argparse.SUPPRESS)

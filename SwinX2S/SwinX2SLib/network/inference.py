@@ -256,16 +256,20 @@ def _level0_skip(
         kernel = conv1.weight.select(2 + axis, d)  # [F, N, 3, 3] over the image's two axes
         profiles += [w_pad[d : d + length], b_pad[d : d + length]]
         planes += [F.conv2d(image, kernel, padding=1), F.conv2d(ones, kernel, padding=1)]
-    out = _outer(torch.stack(profiles, 1), torch.cat(planes), axis, img_size)
+    profiles, planes = torch.stack(profiles, 1), torch.cat(planes)
+    # instance norm in closed form, written with the outer products (normalised planes and a constant term)
+    mean, rstd = (t[None, :, None, None] for t in _outer_statistics(profiles, planes, block.norm1.eps))
+    profiles = torch.cat((profiles, torch.ones_like(profiles[:, :1])), 1)
+    planes = torch.cat((planes * rstd, (-mean * rstd).expand_as(planes[:1])))
     slope = block.lrelu.negative_slope
-    _instance_norm_(out, block.norm1.eps, slope)
+    out = F.leaky_relu_(_outer(profiles, planes, axis, img_size), slope)
     out = _instance_norm_(_conv(out, block.conv2.conv), block.norm2.eps)
     # residual: the projection of the expanded image, normalised in closed form, added as outer products
     projection = block.conv3.conv.weight.flatten(1)  # [F, N]
     image_term = torch.einsum("fn,bnuz->bfuz", projection, image)
     constant = projection.sum(1)[None, :, None, None].expand_as(image_term)
-    mean, rstd = _outer_statistics(torch.stack((w, b), 1), torch.cat((image_term, constant)), block.norm3.eps)
-    mean, rstd = mean[None, :, None, None], rstd[None, :, None, None]
+    mean, rstd = (t[None, :, None, None] for t in _outer_statistics(torch.stack((w, b), 1),
+                                                                    torch.cat((image_term, constant)), block.norm3.eps))
     planes = torch.cat((image_term * rstd, constant * rstd, (-mean * rstd).expand_as(image_term)))
     _outer(torch.stack((w, b, torch.ones_like(w)), 1), planes, axis, img_size, out=out)
     return F.leaky_relu_(out, slope)
