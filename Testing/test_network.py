@@ -177,6 +177,19 @@ def test_full_resolution_blocks_match_the_monai_blocks(test_model: SwinX2S, view
             assert torch.allclose(fast, expected, atol=1e-5)
 
 
+def test_fast_path_with_two_views_per_side() -> None:
+    torch.manual_seed(4)
+    model = create_model("test", img_size=SMALL, in_channels=2, num_classes=4).eval()
+    with torch.no_grad():
+        for expand in model.dimension_expansion:
+            expand.conv.bias.uniform_(-0.5, 0.5)
+        coronal, sagittal = torch.rand(1, 2, 32, 64), torch.rand(1, 2, 32, 64)
+        p, q = model(coronal, sagittal)
+    slabs = list(logit_slabs(model, coronal, sagittal, slab=6))
+    assert torch.allclose(torch.cat([s[2] for s in slabs], dim=2), p, atol=1e-5)
+    assert torch.allclose(torch.cat([s[3] for s in slabs], dim=2), q, atol=1e-5)
+
+
 @pytest.mark.parametrize("slab", [1, 5, 32, 40])
 def test_in_place_convolution_and_instance_norm(slab: int) -> None:
     torch.manual_seed(3)
