@@ -18,7 +18,7 @@ from SwinX2SLib.network import (
 )
 from SwinX2SLib.network.cross_view_attention import CrossViewAttention
 from SwinX2SLib.network.dimension_expansion import DimensionExpansion
-from SwinX2SLib.network.inference import _conv_in_place, _instance_norm_, _last_up_block, _level0_skip
+from SwinX2SLib.network.inference import _conv_in_place, _folded_up_block, _instance_norm_, _level0_skip
 from SwinX2SLib.network.swin_encoder import SwinEncoder2D
 
 SMALL = (32, 32, 64)
@@ -172,8 +172,9 @@ def test_full_resolution_blocks_match_the_monai_blocks(test_model: SwinX2S, view
         # the last up block with the transposed convolution folded into the 3x3x3 and 1x1x1 convolutions
         expected = test_model.decoder_blocks[-1](half, skip)
         for in_place in (False, True):
-            fast = _last_up_block(test_model.decoder_blocks[-1], half.contiguous(memory_format=torch.channels_last_3d),
-                                  fast_skip.clone(), slab=5, in_place=in_place)
+            fast = _folded_up_block(test_model.decoder_blocks[-1],
+                                    half.contiguous(memory_format=torch.channels_last_3d), fast_skip.clone(), slab=5,
+                                    in_place=in_place)
             assert torch.allclose(fast, expected, atol=1e-5)
 
 

@@ -9,9 +9,10 @@ same numbers with less arithmetic and far less memory:
 * the level-0 block's input is the raw image repeated along the missing axis (dimension expansion: ``w_t * I + b_t``),
   so its first 3x3x3 convolution and its 1x1x1 projection are sums of outer products of 2-D convolutions of the
   image with 1-D profiles along the new axis; the projection's instance-norm statistics follow in closed form;
-* the last up block's 2x2x2 stride-2 transposed convolution is folded into the 3x3x3 convolution that reads it: each
-  of the 8 output parities is a 2x2x2 convolution of the half-resolution input (8 instead of 27 taps at full
-  resolution), and its 1x1x1 projection likewise; the concatenation never exists;
+* in the last two up blocks (full and half resolution) the 2x2x2 stride-2 transposed convolution is folded into the
+  3x3x3 convolution that reads it: each of the 8 output parities is a 2x2x2 convolution of the coarser input (8
+  instead of 27 taps at the finer resolution), and its 1x1x1 projection likewise; the concatenation never exists
+  (deeper up blocks are too small for the fold to pay);
 * the residual projection overwrites the skip in place slab by slab, and the two views' last features are summed
   before the shared 1x1x1 head, because ``head(a) + head(b) = W (a + b) + 2 bias``: the 55 logits exist one slab at
   a time.
@@ -73,7 +74,7 @@ def predict_labels(
     labels = torch.empty((batch, size_x, sagittal.shape[2], size_z), dtype=dtype, device=coronal.device)
     weight, bias = _head(model)
     with torch.inference_mode():
-        for index, halves in enumerate(_deep_halves(model, coronal, sagittal)):
+        for index, halves in enumerate(_deep_halves(model, coronal, sagittal, slab)):
             total = None
             for half, image, view in zip(halves, (coronal, sagittal), VIEWS, strict=True):
                 # the second view shares memory with the first view's features: its last convolution in place
@@ -113,7 +114,7 @@ def logit_slabs(
         raise ValueError(f"logit_slabs takes one case at a time, got a batch of {coronal.shape[0]}")
     weight, bias = _head(model)
     with torch.inference_mode():
-        (halves,) = _deep_halves(model, coronal, sagittal)
+        (halves,) = _deep_halves(model, coronal, sagittal, slab)
         decoded = []
         for half, image, view in zip(halves, (coronal, sagittal), VIEWS, strict=True):
             decoded.append(_flat(_full_resolution(model, half, image, view, slab, bool(decoded))))
@@ -146,7 +147,9 @@ def _flat(volume: torch.Tensor) -> torch.Tensor:
     return volume[0].permute(1, 2, 3, 0).flatten(1, 2)
 
 
-def _deep_halves(model: SwinX2S, coronal: torch.Tensor, sagittal: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+def _deep_halves(
+    model: SwinX2S, coronal: torch.Tensor, sagittal: torch.Tensor, slab: int
+) -> list[tuple[torch.Tensor, ...]]:
     """Encoder, deep decoder levels and cross-view attention of both views (as :meth:`SwinX2S.encode` and
     :meth:`SwinX2S.decode_deep`, channels-last with the fast blocks below).
 
@@ -162,10 +165,13 @@ def _deep_halves(model: SwinX2S, coronal: torch.Tensor, sagittal: torch.Tensor) 
         features.append(_res_block(block.layer, expanded.contiguous(memory_format=_CL)))
     features[-1] = torch.cat(model.cross_view_attention(*features[-1].chunk(2))).contiguous(memory_format=_CL)
     x = features.pop()
-    for block in model.decoder_blocks[:-1]:
+    for block in model.decoder_blocks[:-2]:
         x = _up_block(block, x, features.pop())
-    coronal_x, sagittal_x = x.chunk(2)
-    return [(coronal_x[i : i + 1], sagittal_x[i : i + 1]) for i in range(coronal.shape[0])]
+    # half resolution: the folded up block (as at full resolution), one view of one case at a time
+    skip = features.pop()
+    halves = [_folded_up_block(model.decoder_blocks[-2], x[i : i + 1], skip[i : i + 1], slab) for i in range(len(x))]
+    batch = coronal.shape[0]
+    return [(halves[i], halves[batch + i]) for i in range(batch)]
 
 
 def _full_resolution(
@@ -181,7 +187,7 @@ def _full_resolution(
         skip = _level0_skip(block, expand, image, view, model.img_size)
     else:  # as many views as features (no projection): the plain block
         skip = _res_block(block, expand(image, view).contiguous(memory_format=_CL))
-    return _last_up_block(model.decoder_blocks[-1], half, skip, slab, in_place)
+    return _folded_up_block(model.decoder_blocks[-1], half, skip, slab, in_place)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -316,14 +322,14 @@ def _outer_statistics(profiles: torch.Tensor, planes: torch.Tensor, eps: float) 
     return mean.to(planes.dtype), rstd.to(planes.dtype)
 
 
-def _last_up_block(
+def _folded_up_block(
     block: UnetrUpBlock, x: torch.Tensor, skip: torch.Tensor, slab: int, in_place: bool = False
 ) -> torch.Tensor:
-    """``block(x, skip)`` at full resolution with the transposed convolution folded into its consumers.
+    """``block(x, skip)`` of one view of one case with the transposed convolution folded into its consumers.
 
-    ``x`` ``[1, F, X/2, Y/2, Z/2]``, ``skip`` ``[1, F, X, Y, Z]`` channels-last (overwritten: it becomes the
-    normalised residual); ``in_place``: the second convolution overwrites the first one's output slab by slab.
-    Returns ``[1, F, X, Y, Z]`` channels-last.
+    ``x`` ``[1, C_x, n_x, n_y, n_z]``, ``skip`` ``[1, C, 2 n_x, 2 n_y, 2 n_z]`` channels-last (overwritten: it
+    becomes the normalised residual); ``in_place``: the second convolution overwrites the first one's output slab by
+    slab. Returns ``[1, C, 2 n_x, 2 n_y, 2 n_z]`` channels-last.
     """
     res = block.conv_block
     transposed = block.transp_conv.conv.weight  # [C_x, C_up, 2, 2, 2]
