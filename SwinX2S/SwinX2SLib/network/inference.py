@@ -57,7 +57,8 @@ def predict_labels(
         model: a :class:`SwinX2S` in eval mode.
         coronal: ``[B, N, X, Z]`` on the model's device.
         sagittal: ``[B, N, Y, Z]`` on the model's device.
-        slab: planes along X per step of the in-place residual projection and of the head + argmax.
+        slab: planes along X per step of the slab-wise work (in-place convolution, residual projection, head +
+            argmax): smaller slabs, smaller temporaries.
         autocast_dtype: run the plain forward pass under ``torch.autocast`` with this dtype instead (e.g.
             ``torch.bfloat16`` on CUDA, where memory is not the constraint); logits are summed in float32.
 
