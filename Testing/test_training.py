@@ -375,12 +375,38 @@ def test_loss_falls_when_fitting_one_phantom(tmp_path: Path, phantom_cache: Path
     from SwinX2SLib.training.logging import read_log
     from SwinX2SLib.training.trainer import Trainer
 
-    config = _smoke(tmp_path, phantom_cache, data={"pool_size": 1},
+    # a random output layer (no class prior): the first steps then visibly learn the class frequencies
+    config = _smoke(tmp_path, phantom_cache, data={"pool_size": 1}, model={"prior_bias_samples": 0},
                     optim={"epochs": 1, "steps_per_epoch": 14, "lr": 5e-3, "min_lr": 5e-3},
                     schedule={"val_every": 0, "export_best": False})
     Trainer(config, tmp_path / "run").fit()
     losses = [r["loss"] for r in read_log(tmp_path / "run") if r["event"] == "step"]
     assert np.mean(losses[-4:]) < 0.85 * np.mean(losses[:4]), losses
+
+
+def test_a_new_output_layer_starts_at_the_class_prior(tmp_path: Path, phantom_cache: Path) -> None:
+    from SwinX2SLib.training.data import PhantomCases
+    from SwinX2SLib.training.trainer import Trainer
+
+    def head_bias(model: torch.nn.Module) -> torch.Tensor:
+        return [m for m in model.modules() if isinstance(m, torch.nn.Conv3d) and m.out_channels == 55][-1].bias
+
+    # a learning rate of 1e-12 leaves the weights as they were initialised
+    sections = {"data": {"pool_size": 1}, "optim": {"epochs": 1, "steps_per_epoch": 1, "lr": 1e-12},
+                "schedule": {"val_every": 0, "export_best": False}}
+    trainer = Trainer(_smoke(tmp_path, phantom_cache, **sections), tmp_path / "prior")
+    trainer.fit()
+    sample = PhantomCases(0, 1, (32, 32, 64), 1, "published", cache=SampleCache(phantom_cache)).load(0)
+    counts = torch.bincount(torch.from_numpy(sample.label.astype(np.int64)).flatten(), minlength=55).double() + 1
+    bias = head_bias(trainer.model).detach().double()
+    torch.testing.assert_close(bias, torch.log(counts / counts.sum()), atol=1e-6, rtol=0)
+    with torch.no_grad():  # from the first step on, the network predicts mostly background, as the labels hold
+        p, _ = trainer.model.eval()(torch.from_numpy(sample.coronal)[None], torch.from_numpy(sample.sagittal)[None])
+    assert float(p.softmax(1)[0, 0].mean()) > 0.9
+    plain = Trainer(_smoke(tmp_path, phantom_cache, model={"prior_bias_samples": 0}, **sections), tmp_path / "plain")
+    plain.fit()
+    random_bias = head_bias(plain.model).detach()
+    assert float(random_bias[0] - random_bias[1:].mean()) < 1.0 < 5.0 < float(bias[0] - bias[1:].mean())
 
 
 def test_resume_after_stop_gives_identical_weights(tmp_path: Path, phantom_cache: Path) -> None:
@@ -467,9 +493,9 @@ def test_overfit_one_phantom_reaches_dice_08(tmp_path: Path, phantom_cache: Path
     from SwinX2SLib.training.trainer import Trainer
 
     config = _smoke(tmp_path, phantom_cache, data={"pool_size": 1, "val_seed_start": 0, "val_count": 1},
-                    model={"num_classes": 55}, optim={"epochs": 8, "steps_per_epoch": 50, "lr": 3e-3,
-                                                      "warmup_epochs": 0.2, "min_lr": 1e-4},
-                    schedule={"val_every": 8, "export_best": False})
+                    model={"num_classes": 55}, optim={"epochs": 4, "steps_per_epoch": 50, "lr": 3e-3,
+                                                      "warmup_epochs": 0.2, "min_lr": 3e-4},
+                    schedule={"val_every": 4, "export_best": False})
     result = Trainer(config, tmp_path / "run").fit()
     assert result.last_validation["dice"] >= 0.8, result.last_validation
 
@@ -486,8 +512,8 @@ def test_overfit_one_real_case_reaches_dice_08(tmp_path: Path, official_samples:
     config = _smoke(tmp_path, tmp_path / "cache", data={"source": "published", "root": str(tmp_path),
                                                          "subset_task": "pelvic"},
                     model={"img_size": [32, 32, 64]},
-                    optim={"epochs": 8, "steps_per_epoch": 40, "lr": 3e-3, "warmup_epochs": 0.2, "min_lr": 1e-4},
-                    schedule={"val_every": 8, "export_best": False})
+                    optim={"epochs": 3, "steps_per_epoch": 40, "lr": 3e-3, "warmup_epochs": 0.2, "min_lr": 1e-4},
+                    schedule={"val_every": 3, "export_best": False})
     result = Trainer(config, tmp_path / "run").fit()
     assert result.last_validation["dice"] >= 0.8, result.last_validation
 

@@ -48,9 +48,11 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "build_model",
+    "class_frequencies",
     "evaluate_model",
     "export_from_run",
     "holdout_dataset",
+    "init_output_bias",
     "lr_factor",
     "parameter_groups",
 ]
@@ -338,10 +340,10 @@ class Trainer:
         logger = RunLogger(self.run_dir, enabled=ctx.is_main)
 
         _seed_everything(cfg.schedule.seed)
-        model = self.model = self._initial_model(ctx)
+        train_set, val_set = build_datasets(cfg, self.run_dir / "cache")
+        model = self.model = self._initial_model(ctx, train_set)
         optimizer = torch.optim.AdamW(parameter_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
                                       betas=tuple(cfg.optim.betas))
-        train_set, val_set = build_datasets(cfg, self.run_dir / "cache")
         per_rank = len(train_set) // ctx.world_size
         steps_per_epoch = cfg.optim.steps_per_epoch or max(per_rank // cfg.optim.batch_size, 1)
         if per_rank < 1:
@@ -438,13 +440,20 @@ class Trainer:
         return TrainResult(self.run_dir, state["epoch"], state["step"], stop_reason, state["best_metric"],
                            state["best_epoch"], state["validation"])
 
-    def _initial_model(self, ctx: distributed.DistContext) -> nn.Module:
-        """The model with its starting weights (fine-tuning sources are loaded before any DDP wrapping)."""
+    def _initial_model(self, ctx: distributed.DistContext, train_set: TrainingDataset) -> nn.Module:
+        """The model with its starting weights (fine-tuning sources are loaded before any DDP wrapping).
+
+        A new output layer (training from scratch, or from a pretrained encoder only) starts at the class prior
+        (:func:`init_output_bias`) unless ``model.prior_bias_samples`` is 0; a resumed run loads its checkpoint
+        instead, so nothing is estimated then.
+        """
         cfg = self.config
         model = build_model(cfg)
         ft = cfg.finetune
         if ft.init_from:
             _load_initial_weights(model, Path(ft.init_from))
+        elif cfg.model.prior_bias_samples and not self.resume:
+            init_output_bias(model, train_set, cfg.model.num_classes, cfg.model.prior_bias_samples)
         if ft.pretrained_encoder:
             from SwinX2SLib.checkpoints import load_pretrained_encoder
 
@@ -571,6 +580,39 @@ def epoch_indices(size: int, epoch: int, seed: int, rank: int, world_size: int, 
         indices.extend(sampler)
         repeat += 1
     return indices[:count]
+
+
+def class_frequencies(dataset: TrainingDataset, num_classes: int, samples: int) -> torch.Tensor:
+    """Fraction of voxels of each class in the labels of the first ``samples`` items of ``dataset``.
+
+    Every class gets one extra voxel (Laplace smoothing), so no frequency is 0.
+    """
+    counts = torch.ones(num_classes, dtype=torch.float64)
+    for index in range(min(samples, len(dataset))):
+        counts += torch.bincount(dataset[index]["label"].flatten(), minlength=num_classes)[:num_classes]
+    return counts / counts.sum()
+
+
+def init_output_bias(model: nn.Module, dataset: TrainingDataset, num_classes: int, samples: int) -> None:
+    """Set the bias of the model's output convolution to the log class frequencies of the training labels.
+
+    With 55 classes and a few percent of bone voxels, a head that starts at uniform class probabilities spends its
+    first hundreds of steps learning the class prior, and the cross-entropy that does it drives every bone class
+    into softmax saturation on the way (the Dice gradient of a class is proportional to its probability), so the
+    network settles on "background everywhere" before it learns any shape. Starting at the prior (the usual
+    initialisation for rare classes) skips that phase. The bias is set once, before training, for both views (they
+    share the head).
+
+    Raises:
+        ModelError: the model has no output convolution with one channel per class.
+    """
+    heads = [m for m in model.modules() if isinstance(m, nn.Conv3d) and m.out_channels == num_classes
+             and m.bias is not None]
+    if not heads:
+        raise ModelError(f"{type(model).__name__}: no output convolution with {num_classes} channels and a bias")
+    prior = class_frequencies(dataset, num_classes, samples)
+    with torch.no_grad():
+        heads[-1].bias.copy_(torch.log(prior).to(heads[-1].bias))
 
 
 def _load_initial_weights(model: nn.Module, source: Path) -> None:
