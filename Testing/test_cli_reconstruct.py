@@ -64,12 +64,18 @@ def test_reconstruct_xray_pair_json_progress(model_dir, xray_pair, tmp_path, cap
     assert summary["grid"]["shape"] == list(IMG_SIZE)
 
 
-def test_reconstruct_ct_with_label_evaluates(model_dir, tmp_path, capsys):  # noqa: F811
+def _write_box_ct(folder, label_id: int) -> sitk.Image:
+    """``ct.nii.gz`` (a bone box in air, 2.5 mm voxels) and ``label.nii.gz`` (the box as ``label_id``) in ``folder``."""
     ct_array = np.full((36, 30, 44), -1000.0, np.float32)
     ct_array[10:26, 8:22, 4:40] = 900.0
     ct = sitk_from_array(ct_array, ModelGrid(ct_array.shape, 2.5, (5.0, 5.0, -50.0)))
-    sitk.WriteImage(ct, str(tmp_path / "ct.nii.gz"))
-    sitk.WriteImage(sitk.Cast(ct > 0, sitk.sitkUInt8) * 20, str(tmp_path / "label.nii.gz"))
+    sitk.WriteImage(ct, str(folder / "ct.nii.gz"))
+    sitk.WriteImage(sitk.Cast(ct > 0, sitk.sitkUInt8) * label_id, str(folder / "label.nii.gz"))
+    return ct
+
+
+def test_reconstruct_ct_with_label_evaluates(model_dir, tmp_path, capsys):  # noqa: F811
+    ct = _write_box_ct(tmp_path, label_id=20)
     out = tmp_path / "out"
     status = main(["reconstruct", "--ct", str(tmp_path / "ct.nii.gz"), "--label", str(tmp_path / "label.nii.gz"),
                    "-o", str(out), "--model", str(model_dir), "--device", "cpu", "--progress", "none"])
@@ -82,11 +88,7 @@ def test_reconstruct_ct_with_label_evaluates(model_dir, tmp_path, capsys):  # no
 
 
 def test_reconstruct_measure_writes_measurements_and_comparison(model_dir, tmp_path, capsys):  # noqa: F811
-    ct_array = np.full((36, 30, 44), -1000.0, np.float32)
-    ct_array[10:26, 8:22, 4:40] = 900.0
-    ct = sitk_from_array(ct_array, ModelGrid(ct_array.shape, 2.5, (5.0, 5.0, -50.0)))
-    sitk.WriteImage(ct, str(tmp_path / "ct.nii.gz"))
-    sitk.WriteImage(sitk.Cast(ct > 0, sitk.sitkUInt8) * 53, str(tmp_path / "label.nii.gz"))
+    _write_box_ct(tmp_path, label_id=53)
     out = tmp_path / "out"
     (out).mkdir()
     (out / "landmarks.json").write_text("{}")  # an existing output is detected before computing
