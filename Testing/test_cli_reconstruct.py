@@ -62,6 +62,16 @@ def test_reconstruct_xray_pair_json_progress(model_dir, xray_pair, tmp_path, cap
     summary = json.loads((out / "summary.json").read_text())
     assert summary["source"]["kind"] == "xray" and summary["source"]["spacing_source"]["coronal"] == "default"
     assert summary["grid"]["shape"] == list(IMG_SIZE)
+    assert summary["model"]["precision"] == "float32"  # --precision auto on the CPU
+
+
+def test_reconstruct_refuses_half_precision_on_the_cpu(model_dir, xray_pair, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "out"
+    argv = ["reconstruct", "--ap", str(xray_pair[0]), "--lateral", str(xray_pair[1]), "-o", str(out),
+            "--model", str(model_dir), "--device", "cpu", "--precision", "bfloat16", "--progress", "none"]
+    assert main(argv) == 2
+    assert "--precision: bfloat16 is for CUDA devices; on the cpu use float32 or auto" in capsys.readouterr().err
+    assert not any(out.iterdir())  # nothing written
 
 
 def _write_box_ct(folder, label_id: int) -> sitk.Image:

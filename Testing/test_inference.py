@@ -25,6 +25,7 @@ from SwinX2SLib.inference import (
 )
 from SwinX2SLib.io import XRay
 from SwinX2SLib.network import create_model
+from SwinX2SLib.precision import resolve_precision
 
 IMG_SIZE = (32, 32, 64)
 # random weights label most of the grid as bone, which the reconstructor rightly warns about
@@ -356,3 +357,14 @@ def test_reconstruct_published_s0308_end_to_end(shared_dir, tmp_path):
     assert result.grid == grid and result.labels.shape == (128, 128, 160)
     write_reconstruction(result, tmp_path / "out")
     np.testing.assert_allclose(nib.load(tmp_path / "out" / "segmentation.nii.gz").affine, grid.affine_ras(), atol=1e-4)
+
+
+def test_precision_choices_resolve_per_device() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")  # no device is touched: only its type matters
+    assert resolve_precision("auto", cpu) is None and resolve_precision("float32", cuda) is None
+    assert resolve_precision("auto", cuda) is torch.float16
+    assert resolve_precision("bfloat16", cuda) is torch.bfloat16
+    with pytest.raises(InputError, match="float16 is for CUDA devices"):
+        resolve_precision("float16", cpu)
+    with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16, float16"):
+        resolve_precision("tf32", cuda)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -214,3 +216,21 @@ def test_gradients_reach_both_views_and_the_encoder(test_model: SwinX2S) -> None
     assert sagittal.grad.abs().sum() > 0  # through the cross-view attention
     assert model.encoder.swin.patch_embed.proj.weight.grad.abs().sum() > 0
     assert model.dimension_expansion[3].conv.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.slow  # half-precision 3-D convolutions are slow on the CPU (CUDA is where autocast is used)
+def test_autocast_overflow_is_computed_again_in_float32(test_model: SwinX2S) -> None:
+    torch.manual_seed(2)
+    coronal, sagittal = torch.rand(1, 1, 32, 64), torch.rand(1, 1, 32, 64)
+    exact = predict_labels(test_model, coronal, sagittal)
+    half = predict_labels(test_model, coronal, sagittal, autocast_dtype=torch.float16)
+    assert (half == exact).float().mean() > 0.99
+    overflowing = copy.deepcopy(test_model)
+    with torch.no_grad():  # the same argmax in float32; every logit beyond float16's range (65504)
+        overflowing.head.conv.conv.bias.add_(1e5)
+    with pytest.warns(UserWarning, match="overflowed in float16; computing this case in float32"):
+        labels = predict_labels(overflowing, coronal, sagittal, autocast_dtype=torch.float16)
+    assert torch.equal(labels, predict_labels(overflowing, coronal, sagittal))
+    with pytest.warns(UserWarning, match="overflowed in float16"):
+        slabs = list(logit_slabs(overflowing, coronal, sagittal, slab=8, autocast_dtype=torch.float16))
+    assert torch.isfinite(torch.cat([s[2] for s in slabs], dim=2)).all()

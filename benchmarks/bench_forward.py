@@ -6,19 +6,24 @@ level-0 block from 2-D convolutions, the last transposed convolution folded into
 convolutions, one shared head on the sum of both views; see ``SwinX2SLib/network/inference.py``). Each measurement
 runs in a fresh subprocess so that peak resident memory (RSS, ``getrusage``) belongs to that path alone; on CUDA
 the peak of ``torch.cuda.max_memory_allocated`` is reported as well. Random weights: time and memory do not depend
-on them. The last line gives the ratios of the two paths measured in this run and how many voxels' labels differ.
+on them, unless ``--model`` names a trained model directory (and ``--inputs`` an ``.npz`` of real images). Paths
+``bfloat16`` / ``float16`` run the plain forward pass under ``torch.autocast`` (``predict_labels(autocast_dtype=...)``,
+as ``--precision`` does in ``swinx2s reconstruct``); ``--compile`` wraps the model in ``torch.compile`` for them and
+for ``naive``. After each variant, one line per further path gives its ratios to the first path measured in this run
+and in how many voxels their labels differ.
 
 Usage::
 
     python benchmarks/bench_forward.py                       # Tiny, 128x128x160, 55 classes, CPU
-    python benchmarks/bench_forward.py --device cuda --variants tiny small base large --autocast bfloat16
+    python benchmarks/bench_forward.py --device cuda --variants tiny small base large \
+        --paths naive fast bfloat16 float16
+    python benchmarks/bench_forward.py --device cuda --model SwinX2S/SwinX2SLib/models/default --inputs cases.npz
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import shutil
@@ -29,6 +34,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SwinX2S"))
+
+
+AUTOCAST_PATHS = ("bfloat16", "float16")
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -44,22 +52,32 @@ def measure(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
-    model = create_model(args.variant, img_size=args.img_size, num_classes=args.classes).eval().to(device)
-    if args.compile:
+    if args.model:
+        from SwinX2SLib.checkpoints import load_model_dir
+
+        model = load_model_dir(args.model, device)[0].eval()
+    else:
+        model = create_model(args.variant, img_size=args.img_size, num_classes=args.classes).eval().to(device)
+    if args.inputs:
+        import numpy as np
+
+        with np.load(args.inputs) as images:
+            coronal, sagittal = (torch.as_tensor(images[k], device=device) for k in ("coronal", "sagittal"))
+    else:
+        x, y, z = model.img_size
+        coronal = torch.rand(1, model.in_channels, x, z, device=device)
+        sagittal = torch.rand(1, model.in_channels, y, z, device=device)
+    amp_dtype = getattr(torch, args.path) if args.path in AUTOCAST_PATHS else None
+    if args.compile and args.path != "fast":
         model = torch.compile(model)
-    x, y, z = args.img_size
-    coronal = torch.rand(1, 1, x, z, device=device)
-    sagittal = torch.rand(1, 1, y, z, device=device)
-    amp_dtype = getattr(torch, args.autocast) if args.autocast else None
     baseline_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # imports, weights, inputs
 
     def predict() -> torch.Tensor:
-        if args.path == "fast":
-            return predict_labels(model, coronal, sagittal, autocast_dtype=amp_dtype)
-        amp = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
-        with torch.no_grad(), amp:
-            p, q = model(coronal, sagittal)
-            return (p + q).argmax(1)
+        if args.path == "naive":
+            with torch.no_grad():
+                p, q = model(coronal, sagittal)
+                return (p + q).argmax(1)
+        return predict_labels(model, coronal, sagittal, autocast_dtype=amp_dtype)
 
     times = []
     for _ in range(args.warmup + args.repeat):
@@ -73,6 +91,8 @@ def measure(args: argparse.Namespace) -> dict:
     result = {
         "path": args.path,
         "variant": args.variant,
+        "batch": coronal.shape[0],
+        "compile": args.compile and args.path != "fast",
         "seconds": min(t[0] for t in times[args.warmup :]),
         "cpu_seconds": min(t[1] for t in times[args.warmup :]),
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
@@ -94,11 +114,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--warmup", type=int, default=1, help="untimed predictions first")
     parser.add_argument("--repeat", type=int, default=1, help="timed predictions (the best is reported)")
-    parser.add_argument("--autocast", choices=("bfloat16", "float16"), help="autocast dtype (CUDA)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (all paths but fast)")
+    parser.add_argument("--model", help="a trained model directory instead of random weights (--variants: a label)")
+    parser.add_argument("--inputs", help=".npz with 'coronal' [B, N, X, Z] and 'sagittal' [B, N, Y, Z] images "
+                        "(default: one random case)")
     parser.add_argument("--retain-freed-memory", action="store_true",
                         help="keep freed memory in the heap (as `swinx2s train` does) instead of huge pages")
-    parser.add_argument("--paths", nargs="+", default=["naive", "fast"], choices=("naive", "fast"))
+    parser.add_argument("--paths", nargs="+", default=["naive", "fast"], choices=("naive", "fast", *AUTOCAST_PATHS),
+                        help="the first is the reference of the ratios and label differences")
     parser.add_argument("--path", help=argparse.SUPPRESS)  # internal: measure one path in this process
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--labels-out", help=argparse.SUPPRESS)
@@ -109,7 +132,8 @@ def main() -> None:
     # glibc otherwise serves the many 4-32 MB slab temporaries from its heap and keeps the freed memory resident;
     # 2 MB pages for PyTorch's large tensors, as the `swinx2s` command line sets them (both paths alike)
     env = {"MALLOC_MMAP_THRESHOLD_": str(4 << 20), "THP_MEM_ALLOC_ENABLE": "1", **os.environ}
-    print(f"device {args.device}, {args.threads} threads, input {tuple(args.img_size)}, {args.classes} classes")
+    what = f"model {args.model}" if args.model else f"input {tuple(args.img_size)}, {args.classes} classes"
+    print(f"device {args.device}, {args.threads} threads, {what}, inputs {args.inputs or 'random'}")
     print(f"MALLOC_MMAP_THRESHOLD_={env['MALLOC_MMAP_THRESHOLD_']}, THP_MEM_ALLOC_ENABLE="
           f"{env['THP_MEM_ALLOC_ENABLE']}; 'baseline' = RSS after imports, weights, inputs")
     import torch
@@ -124,19 +148,22 @@ def main() -> None:
             out = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
             results[path] = json.loads(out.strip().splitlines()[-1])
             r = results[path]
-            cuda = f", peak CUDA {r['peak_cuda_gb']:.2f} GB" if "peak_cuda_gb" in r else ""
+            cuda = f", peak CUDA {r['peak_cuda_gb']:.3f} GB" if "peak_cuda_gb" in r else ""
+            name = path + ("+compile" if r["compile"] else "")
             print(
-                f"{variant:<6} {path:<6} {r['seconds']:7.2f} s (CPU {r['cpu_seconds']:.1f} s)  "
-                f"peak RSS {r['peak_rss_gb']:5.2f} GB "
-                f"(baseline {r['baseline_rss_gb']:.2f} GB){cuda}"
+                f"{variant:<6} {name:<16} {r['seconds']:8.3f} s (CPU {r['cpu_seconds']:.1f} s)  "
+                f"peak RSS {r['peak_rss_gb']:5.2f} GB (baseline {r['baseline_rss_gb']:.2f} GB){cuda}  "
+                f"batch {r['batch']}", flush=True
             )
-        if len(results) == 2:
-            naive, fast = results["naive"], results["fast"]
-            differ = int((torch.load(naive["labels"]).long() != torch.load(fast["labels"]).long()).sum())
+        reference_path, reference = next(iter(results.items()))
+        memory = "peak_cuda_gb" if "peak_cuda_gb" in reference else "peak_rss_gb"
+        reference_labels = torch.load(reference["labels"]).long()
+        for path, r in list(results.items())[1:]:
+            differ = int((torch.load(r["labels"]).long() != reference_labels).sum())
             print(
-                f"{variant:<6} ratio  time x{naive['seconds'] / fast['seconds']:.2f}, "
-                f"memory x{naive['peak_rss_gb'] / fast['peak_rss_gb']:.2f}; labels differ in {differ} of "
-                f"{math.prod(args.img_size)} voxels"
+                f"{variant:<6} {path} vs {reference_path}: time x{reference['seconds'] / r['seconds']:.2f}, "
+                f"memory ({memory}) x{reference[memory] / r[memory]:.2f}; labels differ in {differ} of "
+                f"{reference_labels.numel()} voxels"
             )
 
     shutil.rmtree(tmp)

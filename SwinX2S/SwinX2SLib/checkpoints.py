@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 from .catalogue import CATALOGUE_VERSION, NUM_CLASSES, SUBSET_TASKS, by_id, by_name
 from .errors import ModelError
-from .io import atomic_write, prepare_output_dir
 from .network.registry import VariantConfig, get_variant, variant_name
 
 if TYPE_CHECKING:
@@ -420,6 +419,8 @@ def save_model_dir(model: SwinX2S, path: str | PathLike[str], card: ModelCard, o
         ValueError: the card's class table does not match the model's classes.
     """
     from safetensors.torch import save_file
+
+    from .io import atomic_write, prepare_output_dir  # SimpleITK: only where files are written
 
     folder = prepare_output_dir(path)
     classes = tuple(card.classes) or tuple(class_names(model.num_classes))

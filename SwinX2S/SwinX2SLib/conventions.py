@@ -37,12 +37,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from os import PathLike
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import SimpleITK as sitk
 
 from .errors import InputError
+
+if TYPE_CHECKING:  # SimpleITK is imported where images are touched: the network needs no image library
+    import SimpleITK as sitk
 
 __all__ = [
     "DEFAULT_GRID_SHAPE",
@@ -172,6 +174,7 @@ class ModelGrid:
 
     def reference_image(self) -> sitk.Image:
         """An empty SimpleITK image with this grid's geometry (a resampling target)."""
+        import SimpleITK as sitk
         image = sitk.Image([int(s) for s in self.shape], sitk.sitkUInt8)
         _set_geometry(image, self)
         return image
@@ -200,12 +203,14 @@ def _set_geometry(image: sitk.Image, grid: ModelGrid) -> None:
 
 def array_from_sitk(image: sitk.Image) -> np.ndarray:
     """The voxel array of a SimpleITK image indexed like the image (``[i, j, k]``, or ``[i, j]`` in 2-D)."""
+    import SimpleITK as sitk
     array = sitk.GetArrayFromImage(image)
     return np.ascontiguousarray(array.transpose(tuple(reversed(range(array.ndim)))))
 
 
 def sitk_from_array(array_xyz: np.ndarray, grid: ModelGrid | None = None) -> sitk.Image:
     """A SimpleITK image from an ``[x, y, z]`` array, with the model grid's geometry when given."""
+    import SimpleITK as sitk
     array_xyz = np.asarray(array_xyz)
     if grid is not None and tuple(array_xyz.shape) != grid.shape:
         raise ValueError(f"array shape {array_xyz.shape} does not match the grid shape {grid.shape}")
@@ -266,6 +271,7 @@ def ct_to_model_grid(
     Returns:
         ``(volume, grid)``: float32 ``[x, y, z]`` array and its :class:`ModelGrid`.
     """
+    import SimpleITK as sitk
     grid = model_grid_for_ct(ct, shape, fov_mm)
     resampled = sitk.Resample(
         ct, grid.reference_image(), sitk.Transform(), sitk.sitkLinear, default_value, sitk.sitkFloat32
@@ -275,6 +281,7 @@ def ct_to_model_grid(
 
 def label_to_model_grid(label: sitk.Image, grid: ModelGrid) -> np.ndarray:
     """Resample a label map onto ``grid`` (nearest neighbour); returns uint8 ``[x, y, z]``."""
+    import SimpleITK as sitk
     resampled = sitk.Resample(label, grid.reference_image(), sitk.Transform(), sitk.sitkNearestNeighbor, 0,
                               sitk.sitkUInt8)
     return array_from_sitk(resampled)
@@ -287,6 +294,7 @@ def model_grid_to_reference(
     interpolator: Literal["nearest", "linear"] = "nearest",
 ) -> sitk.Image:
     """Resample a model-grid array onto another image's grid (e.g. the source CT) so it overlays it exactly."""
+    import SimpleITK as sitk
     source = sitk_from_array(array_xyz, grid)
     method = {"nearest": sitk.sitkNearestNeighbor, "linear": sitk.sitkLinear}[interpolator]
     return sitk.Resample(source, reference, sitk.Transform(), method, 0, source.GetPixelID())
@@ -298,6 +306,7 @@ def read_published_volume(path: str | PathLike[str]) -> tuple[np.ndarray, ModelG
     Returns the array as stored (``[x, y, z]``) and a :class:`ModelGrid` with the file's spacing and origin and the
     correct (LAS) direction; see the module docstring for why the file's own direction is not used.
     """
+    import SimpleITK as sitk
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:

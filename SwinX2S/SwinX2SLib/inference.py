@@ -52,6 +52,7 @@ from .confidence import SegmentConfidence, fuse_slabs, keep_largest_component, s
 from .conventions import ModelGrid, display_spacing_to_image, display_to_image
 from .errors import InputError, ModelError, OutputError
 from .io import XRay
+from .precision import resolve_precision
 
 if TYPE_CHECKING:
     import SimpleITK as sitk
@@ -268,6 +269,7 @@ class Reconstructor:
         model_dir: folder with ``model.safetensors`` and ``model.json`` (see :mod:`SwinX2SLib.checkpoints`);
             ``None`` = :data:`DEFAULT_MODEL_DIR`.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        precision: one of :data:`SwinX2SLib.precision.PRECISIONS`.
         progress: optional ``callback(stage, fraction, message)``.
 
     Raises:
@@ -276,9 +278,11 @@ class Reconstructor:
     """
 
     def __init__(self, model_dir: str | PathLike[str] | None = None, device: str = "auto",
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, precision: str = "auto") -> None:
         self.model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
         self.device = resolve_device(device)
+        self.precision = precision
+        self.autocast_dtype = resolve_precision(precision, self.device)
         self._progress = progress or (lambda stage, fraction, message: None)
         self.model, self.card = _load(self.model_dir, self.device)
         self.img_size: tuple[int, int, int] = tuple(int(s) for s in self.card.img_size)
@@ -400,6 +404,7 @@ class Reconstructor:
                           stacklevel=3)
             torch.cuda.empty_cache()
             self.device = torch.device("cpu")
+            self.autocast_dtype = None  # float32: half precision is for CUDA (see SwinX2SLib.precision)
             self.model.to(self.device)
             return self._forward(coronal, sagittal)
 
@@ -411,12 +416,13 @@ class Reconstructor:
 
         cor = torch.as_tensor(np.asarray(coronal, np.float32), device=self.device)[None]
         sag = torch.as_tensor(np.asarray(sagittal, np.float32), device=self.device)[None]
-        slabs = ((p[0], q[0]) for _, _, p, q in logit_slabs(self.model, cor, sag))
+        slabs = ((p[0], q[0]) for _, _, p, q in logit_slabs(self.model, cor, sag, autocast_dtype=self.autocast_dtype))
         return fuse_slabs(slabs, tuple(self.img_size))
 
     def _model_info(self) -> dict[str, Any]:
         info = {"dir": str(self.model_dir), "img_size": list(self.img_size), "in_channels": self.in_channels,
-                "num_classes": int(self.card.num_classes), "preprocessing": self.preprocessing}
+                "num_classes": int(self.card.num_classes), "preprocessing": self.preprocessing,
+                "precision": str(self.autocast_dtype or "torch.float32").removeprefix("torch.")}
         for key in ("variant", "name", "sha256"):
             if getattr(self.card, key, None) is not None:
                 info[key] = getattr(self.card, key)

@@ -7,9 +7,25 @@ import contextlib
 import warnings
 from collections.abc import Iterator
 
+from ..precision import PRECISIONS
 from ..progress import ProgressReporter
 
-__all__ = ["add_overwrite_argument", "add_progress_argument", "reporter_from_args", "warnings_to"]
+__all__ = [
+    "add_device_arguments",
+    "add_overwrite_argument",
+    "add_progress_argument",
+    "reporter_from_args",
+    "warnings_to",
+]
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--device auto|cpu|cuda`` and ``--precision`` (where and in which arithmetic the network runs)."""
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where the network runs (auto: CUDA when available)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="network arithmetic: float32 (exact), or autocast to bfloat16 / float16 (faster on a "
+                             "GPU; a few boundary voxels may change); auto = float32 on the CPU, float16 on CUDA")
 
 
 def add_progress_argument(parser: argparse.ArgumentParser) -> None:

@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .common import add_overwrite_argument, add_progress_argument, reporter_from_args
+from .common import add_device_arguments, add_overwrite_argument, add_progress_argument, reporter_from_args
 
 REPORT_FILES = ("overview.png", "report.json", "report.md")
 
@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", default="swinx2s-demo", help="output folder (default: ./swinx2s-demo)")
     p.add_argument("--model", help="model folder (default: the built-in default model)")
     p.add_argument("--seed", type=int, default=0, help="phantom seed")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the network runs")
+    add_device_arguments(p)
     add_overwrite_argument(p)
     add_progress_argument(p)
     p.set_defaults(func=run)
@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace, reporter: Any) -> int:
     check_outputs_free(targets, args.overwrite)
 
     reporter.update("load", 0.02, "loading the model")
-    reconstructor = Reconstructor(model_dir, args.device, progress=reporter.update)
+    reconstructor = Reconstructor(model_dir, args.device, progress=reporter.update, precision=args.precision)
     quality = model_quality_note(reconstructor.card)
     if quality:
         reporter.warn(quality)

@@ -19,7 +19,7 @@ import sys
 from typing import Any
 
 from ..progress import ProgressReporter
-from .common import add_overwrite_argument, add_progress_argument, reporter_from_args
+from .common import add_device_arguments, add_overwrite_argument, add_progress_argument, reporter_from_args
 
 _PUBLISHED = re.compile(r"_input_(cor|sag)\.nii(\.gz)?$")
 
@@ -40,8 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "published pair)")
     p.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
     p.add_argument("--model", help="model folder (model.safetensors + model.json); default: the built-in model")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where the network runs (auto: CUDA when available)")
+    add_device_arguments(p)
     p.add_argument("--pixel-spacing", type=float, metavar="MM",
                    help="pixel spacing of both radiographs in mm (overrides the files)")
     p.add_argument("--meshes", choices=("stl", "obj", "vtp"), help="also write one surface mesh per bone (RAS)")
@@ -78,7 +77,7 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter) -> int:
     if args.label is not None and kind == "xray":
         raise InputError(args.label, "a ground truth can only be aligned with a CT or a published input pair")
     reporter.update("load", 0.01, "loading the model")
-    reconstructor = Reconstructor(args.model, args.device, progress=reporter.update)
+    reconstructor = Reconstructor(args.model, args.device, progress=reporter.update, precision=args.precision)
     result = _reconstruct(reconstructor, args, kind)
     evaluation = _evaluate(result, args.label, kind) if args.label is not None else None
     reporter.update("write", 0.9, f"writing outputs to {folder}")

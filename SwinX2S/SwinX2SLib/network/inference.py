@@ -18,12 +18,15 @@ same numbers with less arithmetic and far less memory:
   a time.
 
 Only the summation order inside convolutions and normalisation statistics differs from the plain forward pass
-(logit differences of order 1e-5). :func:`logit_slabs` yields both views' logits slab by slab for callers that need
-them separately (view agreement).
+(logit differences of order 1e-5); on CUDA the convolutions run in true float32
+(:func:`~SwinX2SLib.precision.exact_float32`), not in the TF32 that PyTorch allows cuDNN by default. With an
+``autocast_dtype`` both functions run the plain forward pass under ``torch.autocast`` instead (for CUDA).
+:func:`logit_slabs` yields both views' logits slab by slab for callers that need them separately (view agreement).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -32,6 +35,7 @@ from monai.networks.blocks import UnetResBlock, UnetrUpBlock
 from torch import nn
 
 from ..conventions import PROJECTION_AXIS
+from ..precision import exact_float32
 from .dimension_expansion import VIEWS, DimensionExpansion
 from .swin_x2s import SwinX2S
 
@@ -59,22 +63,23 @@ def predict_labels(
         sagittal: ``[B, N, Y, Z]`` on the model's device.
         slab: planes along X per step of the slab-wise work (in-place convolution, residual projection, head +
             argmax): smaller slabs, smaller temporaries.
-        autocast_dtype: run the plain forward pass under ``torch.autocast`` with this dtype instead (e.g.
-            ``torch.bfloat16`` on CUDA, where memory is not the constraint); logits are summed in float32.
+        autocast_dtype: run the plain forward pass under ``torch.autocast`` with this dtype instead (for CUDA,
+            where memory is not the constraint; see :mod:`SwinX2SLib.precision`); logits are summed in float32, and
+            a case whose logits overflow is computed again in float32 (with a warning).
 
     Returns:
         ``[B, X, Y, Z]`` labels, ``torch.uint8`` when the model has at most 256 classes, else ``torch.int64``.
     """
     _check_slab(slab)
     dtype = torch.uint8 if model.num_classes <= 256 else torch.int64
-    if autocast_dtype is not None:
-        with torch.inference_mode(), torch.autocast(coronal.device.type, dtype=autocast_dtype):
-            p, q = model(coronal, sagittal)
-            return (p.float() + q.float()).argmax(1).to(dtype)
+    logits = _autocast_forward(model, coronal, sagittal, autocast_dtype) if autocast_dtype is not None else None
+    if logits is not None:
+        with torch.inference_mode():
+            return (logits[0].float() + logits[1].float()).argmax(1).to(dtype)
     batch, _, size_x, size_z = coronal.shape
     labels = torch.empty((batch, size_x, sagittal.shape[2], size_z), dtype=dtype, device=coronal.device)
     weight, bias = _head(model)
-    with torch.inference_mode():
+    with torch.inference_mode(), exact_float32():
         for index, halves in enumerate(_deep_halves(model, coronal, sagittal, slab)):
             total = None
             for half, image, view in zip(halves, (coronal, sagittal), VIEWS, strict=True):
@@ -97,6 +102,7 @@ def logit_slabs(
     coronal: torch.Tensor,
     sagittal: torch.Tensor,
     slab: int = 16,
+    autocast_dtype: torch.dtype | None = None,
 ) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
     """Both views' logits, slab by slab along X, computed as in :func:`predict_labels` (batch size 1).
 
@@ -104,7 +110,8 @@ def logit_slabs(
     volumes. Runs in inference mode (also while the consumer handles a slab).
 
     Args:
-        model, coronal, sagittal, slab: as in :func:`predict_labels`.
+        model, coronal, sagittal, slab, autocast_dtype: as in :func:`predict_labels` (with ``autocast_dtype`` the
+            plain forward pass runs under ``torch.autocast`` and its logits are handed out slab by slab).
 
     Yields:
         ``(start, stop, p, q)``: float32 logits ``[1, C, stop - start, Y, Z]`` (channels-last strides) of X planes
@@ -113,8 +120,15 @@ def logit_slabs(
     _check_slab(slab)
     if coronal.shape[0] != 1:
         raise ValueError(f"logit_slabs takes one case at a time, got a batch of {coronal.shape[0]}")
+    logits = _autocast_forward(model, coronal, sagittal, autocast_dtype) if autocast_dtype is not None else None
+    if logits is not None:
+        with torch.inference_mode():
+            for start in range(0, logits[0].shape[2], slab):
+                stop = min(start + slab, logits[0].shape[2])
+                yield start, stop, *(t[:, :, start:stop].to(torch.float32, copy=True) for t in logits)
+        return
     weight, bias = _head(model)
-    with torch.inference_mode():
+    with torch.inference_mode(), exact_float32():
         (halves,) = _deep_halves(model, coronal, sagittal, slab)
         decoded = []
         for half, image, view in zip(halves, (coronal, sagittal), VIEWS, strict=True):
@@ -129,6 +143,20 @@ def logit_slabs(
                 .permute(0, 4, 1, 2, 3)
                 for d in decoded
             )
+
+
+def _autocast_forward(
+    model: SwinX2S, coronal: torch.Tensor, sagittal: torch.Tensor, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(p, q)`` of the plain forward pass under ``torch.autocast(dtype)``, or ``None`` (with a warning) when a logit
+    is not finite (float16 overflows above 65504): the caller then computes in float32."""
+    with torch.inference_mode(), torch.autocast(coronal.device.type, dtype=dtype):
+        p, q = model(coronal, sagittal)
+        if bool(torch.isfinite(p).all() and torch.isfinite(q).all()):
+            return p, q
+    warnings.warn(f"the network's logits overflowed in {str(dtype).removeprefix('torch.')}; computing this case in "
+                  "float32", UserWarning, stacklevel=3)
+    return None
 
 
 def _check_slab(slab: int) -> None:
