@@ -20,7 +20,7 @@ from SwinX2SLib.network import (
 )
 from SwinX2SLib.network.cross_view_attention import CrossViewAttention
 from SwinX2SLib.network.dimension_expansion import DimensionExpansion
-from SwinX2SLib.network.inference import _conv_in_place, _folded_up_block, _instance_norm_, _level0_skip
+from SwinX2SLib.network.inference import _conv3d, _conv_in_place, _folded_up_block, _instance_norm_, _level0_skip
 from SwinX2SLib.network.swin_encoder import SwinEncoder2D
 
 SMALL = (32, 32, 64)
@@ -199,7 +199,9 @@ def test_in_place_convolution_and_instance_norm(slab: int) -> None:
     conv = torch.nn.Conv3d(6, 6, 3, padding=1)
     volume = torch.randn(1, 6, 32, 8, 12).contiguous(memory_format=torch.channels_last_3d) * 3 + 2
     with torch.inference_mode():
-        expected = conv(volume)
+        expected = _conv3d(volume, conv.weight, conv.bias, padding=1)  # oneDNN, whatever the shape
+        assert expected.is_contiguous(memory_format=torch.channels_last_3d)
+        assert torch.allclose(expected, conv(volume), atol=1e-5)  # PyTorch's own choice of kernel
         assert torch.equal(_conv_in_place(volume, conv, slab), expected)  # same planes, same arithmetic
         pair = torch.cat((expected, 2 * expected + 1)).contiguous(memory_format=torch.channels_last_3d)
         reference = torch.nn.functional.leaky_relu(torch.nn.functional.instance_norm(pair, eps=1e-5), 0.01)
