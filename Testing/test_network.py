@@ -173,10 +173,9 @@ def test_full_resolution_blocks_match_the_monai_blocks(test_model: SwinX2S, view
         assert torch.allclose(fast_skip, skip, atol=1e-5)
         # the last up block with the transposed convolution folded into the 3x3x3 and 1x1x1 convolutions
         expected = test_model.decoder_blocks[-1](half, skip)
-        for in_place in (False, True):
+        for slab in (1, 5, 16):  # slabs of half planes at both ends, in the middle, one slab
             fast = _folded_up_block(test_model.decoder_blocks[-1],
-                                    half.contiguous(memory_format=torch.channels_last_3d), fast_skip.clone(), slab=5,
-                                    in_place=in_place)
+                                    half.contiguous(memory_format=torch.channels_last_3d), fast_skip.clone(), slab)
             assert torch.allclose(fast, expected, atol=1e-5)
 
 

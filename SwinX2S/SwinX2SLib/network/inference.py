@@ -4,8 +4,9 @@ Nine tenths of a plain forward pass are the two full-resolution residual blocks 
 the last up block, ``F`` channels at ``X x Y x Z``) and the 55-channel logits. :func:`predict_labels` computes the
 same numbers with less arithmetic and far less memory:
 
-* every 3-D convolution runs channels-last (oneDNN's fast layout on CPU) and instance norms use one pass for the
-  mean and one batched Gram product for the variance (float64 merge), in place;
+* every 3-D convolution runs channels-last through oneDNN on the CPU (also the thin slabs PyTorch would send to its
+  slow kernel) and instance norms use one pass for the mean and one batched Gram product for the variance (float64
+  merge), in place;
 * the level-0 block's input is the raw image repeated along the missing axis (dimension expansion: ``w_t * I + b_t``),
   so its first 3x3x3 convolution and its 1x1x1 projection are sums of outer products of 2-D convolutions of the
   image with 1-D profiles along the new axis; the projection's instance-norm statistics follow in closed form;
@@ -13,7 +14,8 @@ same numbers with less arithmetic and far less memory:
   3x3x3 convolution that reads it: each of the 8 output parities is a 2x2x2 convolution of the coarser input (8
   instead of 27 taps at the finer resolution), and its 1x1x1 projection likewise; the concatenation never exists
   (deeper up blocks are too small for the fold to pay);
-* the residual projection overwrites the skip in place slab by slab, and the two views' last features are summed
+* the residual projection overwrites the skip slab by slab, the last 3x3x3 convolution its input, each
+  view's half-resolution input is freed once decoded, and the two views' last features are summed
   before the shared 1x1x1 head, because ``head(a) + head(b) = W (a + b) + 2 bias``: the 55 logits exist one slab at
   a time.
 
@@ -52,7 +54,7 @@ def predict_labels(
     model: SwinX2S,
     coronal: torch.Tensor,
     sagittal: torch.Tensor,
-    slab: int = 16,
+    slab: int = 8,
     autocast_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Label volume ``argmax(p + q)`` of a Swin-X2S model, fast and memory-lean (see the module docstring).
@@ -80,11 +82,12 @@ def predict_labels(
     labels = torch.empty((batch, size_x, sagittal.shape[2], size_z), dtype=dtype, device=coronal.device)
     weight, bias = _head(model)
     with torch.inference_mode(), exact_float32():
-        for index, halves in enumerate(_deep_halves(model, coronal, sagittal, slab)):
+        cases = _deep_halves(model, coronal, sagittal, slab)
+        for index in range(batch):
+            halves, cases[index] = list(cases[index]), None  # each half is freed once its view is decoded
             total = None
-            for half, image, view in zip(halves, (coronal, sagittal), VIEWS, strict=True):
-                # the second view shares memory with the first view's features: its last convolution in place
-                features = _full_resolution(model, half, image[index : index + 1], view, slab, total is not None)
+            for image, view in zip((coronal, sagittal), VIEWS, strict=True):
+                features = _full_resolution(model, halves.pop(0), image[index : index + 1], view, slab)
                 total = features if total is None else total.add_(features)
                 del features
             flat = _flat(total)  # [X, Y*Z, F]
@@ -101,7 +104,7 @@ def logit_slabs(
     model: SwinX2S,
     coronal: torch.Tensor,
     sagittal: torch.Tensor,
-    slab: int = 16,
+    slab: int = 8,
     autocast_dtype: torch.dtype | None = None,
 ) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
     """Both views' logits, slab by slab along X, computed as in :func:`predict_labels` (batch size 1).
@@ -129,11 +132,10 @@ def logit_slabs(
         return
     weight, bias = _head(model)
     with torch.inference_mode(), exact_float32():
-        (halves,) = _deep_halves(model, coronal, sagittal, slab)
+        halves = list(_deep_halves(model, coronal, sagittal, slab)[0])
         decoded = []
-        for half, image, view in zip(halves, (coronal, sagittal), VIEWS, strict=True):
-            decoded.append(_flat(_full_resolution(model, half, image, view, slab, bool(decoded))))
-        del halves
+        for image, view in zip((coronal, sagittal), VIEWS, strict=True):  # each half is freed once decoded
+            decoded.append(_flat(_full_resolution(model, halves.pop(0), image, view, slab)))
         size_x, size_y, size_z = model.img_size
         for start in range(0, size_x, slab):
             stop = min(start + slab, size_x)
@@ -178,7 +180,7 @@ def _flat(volume: torch.Tensor) -> torch.Tensor:
 
 def _deep_halves(
     model: SwinX2S, coronal: torch.Tensor, sagittal: torch.Tensor, slab: int
-) -> list[tuple[torch.Tensor, ...]]:
+) -> list[tuple[torch.Tensor, ...] | None]:
     """Encoder, deep decoder levels and cross-view attention of both views (as :meth:`SwinX2S.encode` and
     :meth:`SwinX2S.decode_deep`, channels-last with the fast blocks below).
 
@@ -203,20 +205,14 @@ def _deep_halves(
     return [(halves[i], halves[batch + i]) for i in range(batch)]
 
 
-def _full_resolution(
-    model: SwinX2S, half: torch.Tensor, image: torch.Tensor, view: str, slab: int, in_place: bool
-) -> torch.Tensor:
-    """Output of the last up block for one view of one case, ``[1, F, X, Y, Z]`` channels-last.
-
-    ``in_place``: run the last convolution in place (:func:`_conv_in_place`, a little slower) to stay at three
-    full-resolution volumes while another one (the other view's features) is held.
-    """
+def _full_resolution(model: SwinX2S, half: torch.Tensor, image: torch.Tensor, view: str, slab: int) -> torch.Tensor:
+    """Output of the last up block for one view of one case, ``[1, F, X, Y, Z]`` channels-last."""
     block, expand = model.encoder_blocks[0].layer, model.dimension_expansion[0]
     if hasattr(block, "conv3"):
         skip = _level0_skip(block, expand, image, view, model.img_size)
     else:  # as many views as features (no projection): the plain block
         skip = _res_block(block, expand(image, view).contiguous(memory_format=_CL))
-    return _folded_up_block(model.decoder_blocks[-1], half, skip, slab, in_place)
+    return _folded_up_block(model.decoder_blocks[-1], half, skip, slab)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -367,13 +363,14 @@ def _outer_statistics(profiles: torch.Tensor, planes: torch.Tensor, eps: float) 
 
 
 def _folded_up_block(
-    block: UnetrUpBlock, x: torch.Tensor, skip: torch.Tensor, slab: int, in_place: bool = False
+    block: UnetrUpBlock, x: torch.Tensor, skip: torch.Tensor, slab: int
 ) -> torch.Tensor:
     """``block(x, skip)`` of one view of one case with the transposed convolution folded into its consumers.
 
     ``x`` ``[1, C_x, n_x, n_y, n_z]``, ``skip`` ``[1, C, 2 n_x, 2 n_y, 2 n_z]`` channels-last (overwritten: it
-    becomes the normalised residual); ``in_place``: the second convolution overwrites the first one's output slab by
-    slab. Returns ``[1, C, 2 n_x, 2 n_y, 2 n_z]`` channels-last.
+    becomes the normalised residual); the folded convolutions run in slabs of ``slab`` half-resolution planes and
+    the second convolution overwrites the first one's output slab by slab, so the block needs two full-resolution
+    volumes and slab temporaries. Returns ``[1, C, 2 n_x, 2 n_y, 2 n_z]`` channels-last.
     """
     res = block.conv_block
     transposed = block.transp_conv.conv.weight  # [C_x, C_up, 2, 2, 2]
@@ -384,8 +381,12 @@ def _folded_up_block(
     n_x, n_y, n_z = x.shape[2:]
     out = _conv3d(skip, conv1[:, up_channels:], padding=1).contiguous(memory_format=_CL)
     for (a, b, c), kernel in folded.items():  # padding 1 covers both parities' windows; each keeps its n of n + 1
-        part = _conv3d(x, kernel, padding=1)
-        out[:, :, a::2, b::2, c::2] += part[:, :, a : a + n_x, b : b + n_y, c : c + n_z]
+        for i0 in range(0, n_x, slab):  # in slabs of half planes: output plane 2 i + a reads x[i + a - 1], x[i + a]
+            i1 = min(i0 + slab, n_x)
+            low = max(i0 + a - 1, 0)
+            part = _conv3d(x[:, :, low : min(i1 + a, n_x)], kernel, padding=1)  # true zeros beyond 0 and n_x
+            rows = slice(i0 + a - low, i1 + a - low)
+            out[:, :, 2 * i0 + a : 2 * i1 : 2, b::2, c::2] += part[:, :, rows, b : b + n_y, c : c + n_z]
     slope = res.lrelu.negative_slope
     _instance_norm_(out, res.norm1.eps, slope)
     # residual projection of [up, skip] written over the skip, slab by slab (a point-wise map) as matrix products
@@ -404,8 +405,9 @@ def _folded_up_block(
         interleaved = up.view(-1, n_y, n_z, 2, 2, 2, skip_matrix.shape[1]).permute(0, 3, 1, 4, 2, 5, 6)
         part.view(interleaved.shape).add_(interleaved)
         skip_memory[start:stop] = part.view(stop - start, -1, part.shape[1])
+    del part_buffer, up_buffer, part, up, interleaved  # the slab temporaries, before the peak of the convolution
     _instance_norm_(skip, res.norm3.eps)
-    out = _conv_in_place(out, res.conv2.conv, slab) if in_place else _conv(out, res.conv2.conv)
+    out = _conv_in_place(out, res.conv2.conv, slab)
     _instance_norm_(out, res.norm2.eps)
     return F.leaky_relu_(out.add_(skip), slope)
 
