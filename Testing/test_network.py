@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -235,3 +239,39 @@ def test_autocast_overflow_is_computed_again_in_float32(test_model: SwinX2S) -> 
     with pytest.warns(UserWarning, match="overflowed in float16"):
         slabs = list(logit_slabs(overflowing, coronal, sagittal, slab=8, autocast_dtype=torch.float16))
     assert torch.isfinite(torch.cat([s[2] for s in slabs], dim=2)).all()
+
+
+_WITHOUT_IMAGE_LIBRARIES = """
+import sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("SimpleITK", "vtk"):
+            raise ImportError(f"{name} is not installed here")
+sys.meta_path.insert(0, Refuse())
+import torch
+"""
+
+
+def test_network_and_model_loading_need_no_image_library() -> None:
+    """A GPU machine may have torch, MONAI and timm but no SimpleITK or VTK: the network and a model directory load
+    and predict there (only reading and writing images needs SimpleITK)."""
+    code = _WITHOUT_IMAGE_LIBRARIES + (
+        "from SwinX2SLib.checkpoints import load_model_dir\n"
+        "from SwinX2SLib.network import predict_labels\n"
+        "from SwinX2SLib.precision import resolve_precision\n"
+        "model, card = load_model_dir(sys.argv[1])\n"
+        "x, y, z = model.img_size\n"
+        "labels = predict_labels(model, torch.rand(1, 1, x, z), torch.rand(1, 1, y, z))\n"
+        "assert resolve_precision('auto', torch.device('cpu')) is None\n"
+        "print(list(labels.shape) == [1, x, y, z], 'SimpleITK' in sys.modules, 'vtk' in sys.modules)\n"
+    )
+    model_dir = Path(__file__).resolve().parents[1] / "SwinX2S" / "SwinX2SLib" / "models" / "default"
+    env = {**os.environ, "PYTHONPATH": str(model_dir.parents[2])}
+    result = subprocess.run([sys.executable, "-c", code, str(model_dir)], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False", "False"]
+    # the check itself refuses: reading images does need SimpleITK
+    result = subprocess.run([sys.executable, "-c", _WITHOUT_IMAGE_LIBRARIES + "import SwinX2SLib.io\n"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode != 0 and "SimpleITK is not installed here" in result.stderr
