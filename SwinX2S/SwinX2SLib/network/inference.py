@@ -383,9 +383,10 @@ def _folded_up_block(
     for (a, b, c), kernel in folded.items():  # padding 1 covers both parities' windows; each keeps its n of n + 1
         for i0 in range(0, n_x, slab):  # in slabs of half planes: output plane 2 i + a reads x[i + a - 1], x[i + a]
             i1 = min(i0 + slab, n_x)
-            low = max(i0 + a - 1, 0)
-            part = _conv3d(x[:, :, low : min(i1 + a, n_x)], kernel, padding=1)  # true zeros beyond 0 and n_x
-            rows = slice(i0 + a - low, i1 + a - low)
+            low, high = max(i0 + a - 1, 0), min(i1 + a, n_x)
+            pad = int(i0 + a - 1 < 0 or i1 + a > n_x)  # zero planes along X only where the volume ends
+            part = _conv3d(x[:, :, low:high], kernel, padding=(pad, 1, 1))
+            rows = slice(i0 + a - 1 - low + pad, i1 + a - 1 - low + pad)
             out[:, :, 2 * i0 + a : 2 * i1 : 2, b::2, c::2] += part[:, :, rows, b : b + n_y, c : c + n_z]
     slope = res.lrelu.negative_slope
     _instance_norm_(out, res.norm1.eps, slope)
@@ -423,8 +424,10 @@ def _conv_in_place(x: torch.Tensor, conv: nn.Conv3d, slab: int) -> torch.Tensor:
     for start in range(0, size_x, slab):
         stop = min(start + slab, size_x)
         low, high = max(start - 1, 0), min(stop + 1, size_x)
-        result = _conv3d(x[:, :, low:high], conv.weight, conv.bias, padding=1)  # zero planes beyond low..high
-        result = result[:, :, start - low : start - low + stop - start]  # drop the planes that saw the fake zeros
+        pad = int(start == 0 or stop == size_x)  # zero planes along X only where the volume ends
+        result = _conv3d(x[:, :, low:high], conv.weight, conv.bias, padding=(pad, 1, 1))
+        first = start - low - 1 + pad
+        result = result[:, :, first : first + stop - start]  # (a plane that saw a zero beyond the slab is dropped)
         if pending is not None:
             x[:, :, pending[0] : pending[1]] = pending[2]
         pending = (start, stop, result)
