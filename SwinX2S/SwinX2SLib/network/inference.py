@@ -54,7 +54,7 @@ def predict_labels(
     model: SwinX2S,
     coronal: torch.Tensor,
     sagittal: torch.Tensor,
-    slab: int = 8,
+    slab: int = 4,
     autocast_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Label volume ``argmax(p + q)`` of a Swin-X2S model, fast and memory-lean (see the module docstring).
@@ -104,7 +104,7 @@ def logit_slabs(
     model: SwinX2S,
     coronal: torch.Tensor,
     sagittal: torch.Tensor,
-    slab: int = 8,
+    slab: int = 4,
     autocast_dtype: torch.dtype | None = None,
 ) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
     """Both views' logits, slab by slab along X, computed as in :func:`predict_labels` (batch size 1).
