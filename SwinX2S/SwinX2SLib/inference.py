@@ -281,7 +281,6 @@ class Reconstructor:
                  progress: Progress | None = None, precision: str = "auto") -> None:
         self.model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
         self.device = resolve_device(device)
-        self.precision = precision
         self.autocast_dtype = resolve_precision(precision, self.device)
         self._progress = progress or (lambda stage, fraction, message: None)
         self.model, self.card = _load(self.model_dir, self.device)

@@ -74,7 +74,7 @@ def predict_labels(
     """
     _check_slab(slab)
     dtype = torch.uint8 if model.num_classes <= 256 else torch.int64
-    logits = _autocast_forward(model, coronal, sagittal, autocast_dtype) if autocast_dtype is not None else None
+    logits = _autocast_forward(model, coronal, sagittal, autocast_dtype)
     if logits is not None:
         with torch.inference_mode():
             return (logits[0].float() + logits[1].float()).argmax(1).to(dtype)
@@ -84,16 +84,15 @@ def predict_labels(
     with torch.inference_mode(), exact_float32():
         cases = _deep_halves(model, coronal, sagittal, slab)
         for index in range(batch):
-            halves, cases[index] = list(cases[index]), None  # each half is freed once its view is decoded
+            halves, cases[index] = list(cases[index]), None
+            images = coronal[index : index + 1], sagittal[index : index + 1]
             total = None
-            for image, view in zip((coronal, sagittal), VIEWS, strict=True):
-                features = _full_resolution(model, halves.pop(0), image[index : index + 1], view, slab)
+            for features in _decoded_views(model, halves, *images, slab):
                 total = features if total is None else total.add_(features)
                 del features
             flat = _flat(total)  # [X, Y*Z, F]
             buffer = flat.new_empty((slab * flat.shape[1], len(bias)))  # one slab of logits, reused
-            for start in range(0, size_x, slab):
-                stop = min(start + slab, size_x)
+            for start, stop in _slabs(size_x, slab):
                 rows = flat[start:stop].flatten(0, 1)
                 logits = torch.addmm(bias, rows, weight.t(), beta=2.0, out=buffer[: len(rows)])
                 labels[index, start:stop] = logits.argmax(1).view(stop - start, *labels.shape[2:])
@@ -123,22 +122,18 @@ def logit_slabs(
     _check_slab(slab)
     if coronal.shape[0] != 1:
         raise ValueError(f"logit_slabs takes one case at a time, got a batch of {coronal.shape[0]}")
-    logits = _autocast_forward(model, coronal, sagittal, autocast_dtype) if autocast_dtype is not None else None
+    logits = _autocast_forward(model, coronal, sagittal, autocast_dtype)
     if logits is not None:
         with torch.inference_mode():
-            for start in range(0, logits[0].shape[2], slab):
-                stop = min(start + slab, logits[0].shape[2])
+            for start, stop in _slabs(logits[0].shape[2], slab):
                 yield start, stop, *(t[:, :, start:stop].to(torch.float32, copy=True) for t in logits)
         return
     weight, bias = _head(model)
     with torch.inference_mode(), exact_float32():
         halves = list(_deep_halves(model, coronal, sagittal, slab)[0])
-        decoded = []
-        for image, view in zip((coronal, sagittal), VIEWS, strict=True):  # each half is freed once decoded
-            decoded.append(_flat(_full_resolution(model, halves.pop(0), image, view, slab)))
+        decoded = [_flat(features) for features in _decoded_views(model, halves, coronal, sagittal, slab)]
         size_x, size_y, size_z = model.img_size
-        for start in range(0, size_x, slab):
-            stop = min(start + slab, size_x)
+        for start, stop in _slabs(size_x, slab):
             yield start, stop, *(
                 torch.addmm(bias, d[start:stop].flatten(0, 1), weight.t())
                 .view(1, stop - start, size_y, size_z, -1)
@@ -148,10 +143,12 @@ def logit_slabs(
 
 
 def _autocast_forward(
-    model: SwinX2S, coronal: torch.Tensor, sagittal: torch.Tensor, dtype: torch.dtype
+    model: SwinX2S, coronal: torch.Tensor, sagittal: torch.Tensor, dtype: torch.dtype | None
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``(p, q)`` of the plain forward pass under ``torch.autocast(dtype)``, or ``None`` (with a warning) when a logit
-    is not finite (float16 overflows above 65504): the caller then computes in float32."""
+    """``(p, q)`` of the plain forward pass under ``torch.autocast(dtype)``; ``None`` when ``dtype`` is ``None`` or
+    (with a warning) when a logit is not finite (float16 overflows above 65504): the caller then computes in float32."""
+    if dtype is None:
+        return None
     with torch.inference_mode(), torch.autocast(coronal.device.type, dtype=dtype):
         p, q = model(coronal, sagittal)
         if bool(torch.isfinite(p).all() and torch.isfinite(q).all()):
@@ -164,6 +161,12 @@ def _autocast_forward(
 def _check_slab(slab: int) -> None:
     if slab < 1:
         raise ValueError(f"slab must be >= 1, got {slab}")
+
+
+def _slabs(length: int, slab: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of consecutive slabs of ``slab`` planes covering ``range(length)``; the last may be shorter."""
+    for start in range(0, length, slab):
+        yield start, min(start + slab, length)
 
 
 def _head(model: SwinX2S) -> tuple[torch.Tensor, torch.Tensor]:
@@ -203,6 +206,16 @@ def _deep_halves(
     halves = [_folded_up_block(model.decoder_blocks[-2], x[i : i + 1], skip[i : i + 1], slab) for i in range(len(x))]
     batch = coronal.shape[0]
     return [(halves[i], halves[batch + i]) for i in range(batch)]
+
+
+def _decoded_views(
+    model: SwinX2S, halves: list[torch.Tensor], coronal: torch.Tensor, sagittal: torch.Tensor, slab: int
+) -> Iterator[torch.Tensor]:
+    """Each view's full-resolution features of one case (coronal first), decoded from ``halves`` (that case's two
+    half-resolution inputs, as from :func:`_deep_halves`); the list is emptied as it goes, so that each half is freed
+    once its view is decoded."""
+    for image, view in zip((coronal, sagittal), VIEWS, strict=True):
+        yield _full_resolution(model, halves.pop(0), image, view, slab)
 
 
 def _full_resolution(model: SwinX2S, half: torch.Tensor, image: torch.Tensor, view: str, slab: int) -> torch.Tensor:
@@ -381,8 +394,7 @@ def _folded_up_block(
     n_x, n_y, n_z = x.shape[2:]
     out = _conv3d(skip, conv1[:, up_channels:], padding=1).contiguous(memory_format=_CL)
     for (a, b, c), kernel in folded.items():  # padding 1 covers both parities' windows; each keeps its n of n + 1
-        for i0 in range(0, n_x, slab):  # in slabs of half planes: output plane 2 i + a reads x[i + a - 1], x[i + a]
-            i1 = min(i0 + slab, n_x)
+        for i0, i1 in _slabs(n_x, slab):  # in slabs of half planes: output plane 2 i + a reads x[i + a - 1], x[i + a]
             low, high = max(i0 + a - 1, 0), min(i1 + a, n_x)
             pad = int(i0 + a - 1 < 0 or i1 + a > n_x)  # zero planes along X only where the volume ends
             part = _conv3d(x[:, :, low:high], kernel, padding=(pad, 1, 1))
@@ -398,8 +410,7 @@ def _folded_up_block(
     step = slab + slab % 2  # even: planes start..stop of both parities come from half planes start/2..stop/2
     part_buffer = skip.new_empty((step * skip_memory.shape[1], skip_matrix.shape[1]))  # reused slab temporaries
     up_buffer = x.new_empty((step // 2 * x_memory.shape[1], up_matrix.shape[1]))
-    for start in range(0, skip.shape[2], step):
-        stop = min(start + step, skip.shape[2])
+    for start, stop in _slabs(skip.shape[2], step):
         rows, half_rows = skip_memory[start:stop].flatten(0, 1), x_memory[start // 2 : stop // 2].flatten(0, 1)
         part = torch.mm(rows, skip_matrix, out=part_buffer[: len(rows)])
         up = torch.mm(half_rows, up_matrix, out=up_buffer[: len(half_rows)])
@@ -421,8 +432,7 @@ def _conv_in_place(x: torch.Tensor, conv: nn.Conv3d, slab: int) -> torch.Tensor:
     """
     size_x = x.shape[2]
     pending = None
-    for start in range(0, size_x, slab):
-        stop = min(start + slab, size_x)
+    for start, stop in _slabs(size_x, slab):
         low, high = max(start - 1, 0), min(stop + 1, size_x)
         pad = int(start == 0 or stop == size_x)  # zero planes along X only where the volume ends
         result = _conv3d(x[:, :, low:high], conv.weight, conv.bias, padding=(pad, 1, 1))
