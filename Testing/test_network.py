@@ -17,6 +17,7 @@ from SwinX2SLib.network import (
     check_img_size,
     create_model,
     get_variant,
+    inference,
     list_variants,
     logit_slabs,
     predict_labels,
@@ -24,7 +25,14 @@ from SwinX2SLib.network import (
 )
 from SwinX2SLib.network.cross_view_attention import CrossViewAttention
 from SwinX2SLib.network.dimension_expansion import DimensionExpansion
-from SwinX2SLib.network.inference import _conv3d, _conv_in_place, _folded_up_block, _instance_norm_, _level0_skip
+from SwinX2SLib.network.inference import (
+    _conv3d,
+    _conv_in_place,
+    _expanded_block,
+    _folded_up_block,
+    _instance_norm_,
+    _Moments,
+)
 from SwinX2SLib.network.swin_encoder import SwinEncoder2D
 
 SMALL = (32, 32, 64)
@@ -171,8 +179,8 @@ def test_full_resolution_blocks_match_the_monai_blocks(test_model: SwinX2S, view
     with torch.inference_mode():
         skip = test_model.encoder_blocks[0](test_model.dimension_expansion[0](image, view))
         # the level-0 block from outer products of 2-D convolutions of the image (closed-form residual norm)
-        fast_skip = _level0_skip(test_model.encoder_blocks[0].layer, test_model.dimension_expansion[0], image, view,
-                                 SMALL)
+        fast_skip = _expanded_block(test_model.encoder_blocks[0].layer, test_model.dimension_expansion[0], image,
+                                    view, slab=5)
         assert fast_skip.is_contiguous(memory_format=torch.channels_last_3d)
         assert torch.allclose(fast_skip, skip, atol=1e-5)
         # the last up block with the transposed convolution folded into the 3x3x3 and 1x1x1 convolutions
@@ -205,10 +213,49 @@ def test_in_place_convolution_and_instance_norm(slab: int) -> None:
         expected = _conv3d(volume, conv.weight, conv.bias, padding=1)  # oneDNN, whatever the shape
         assert expected.is_contiguous(memory_format=torch.channels_last_3d)
         assert torch.allclose(expected, conv(volume), atol=1e-5)  # PyTorch's own choice of kernel
-        assert torch.equal(_conv_in_place(volume, conv, slab), expected)  # same planes, same arithmetic
+        moments = _Moments()
+        assert torch.equal(_conv_in_place(volume, conv, slab, moments), expected)  # same planes, same arithmetic
+        scale, shift = moments.scale_shift(1e-5)  # statistics taken slab by slab as the slabs were computed
+        variance, mean = torch.var_mean(expected.double(), (0, 2, 3, 4), unbiased=False)
+        assert torch.allclose(scale.double(), (variance + 1e-5).rsqrt(), rtol=1e-5)
+        assert torch.allclose(shift.double(), -mean * (variance + 1e-5).rsqrt(), rtol=1e-5, atol=1e-6)
         pair = torch.cat((expected, 2 * expected + 1)).contiguous(memory_format=torch.channels_last_3d)
         reference = torch.nn.functional.leaky_relu(torch.nn.functional.instance_norm(pair, eps=1e-5), 0.01)
         assert torch.allclose(_instance_norm_(pair, 1e-5, 0.01), reference, atol=1e-5)
+
+
+@pytest.mark.parametrize(("offset", "spread"), [(2.0, 3.0), (50.0, 0.5), (100.0, 0.01)])
+@pytest.mark.parametrize("block", [50, 1 << 20])
+def test_instance_norm_merged_over_blocks_is_as_accurate_as_torch(
+    monkeypatch: pytest.MonkeyPatch, offset: float, spread: float, block: int
+) -> None:
+    monkeypatch.setattr(inference, "_CHUNK_ELEMENTS", block)  # 50 values: blocks that split rows of 5 channels
+    torch.manual_seed(6)
+    volume = (torch.randn(2, 5, 9, 8, 12) * spread + offset).contiguous(memory_format=torch.channels_last_3d)
+    exact = torch.nn.functional.instance_norm(volume.double(), eps=1e-5)
+    torch_error = (torch.nn.functional.instance_norm(volume, eps=1e-5).double() - exact).abs().max()
+    with torch.inference_mode():
+        error = (_instance_norm_(volume.clone(), 1e-5).double() - exact).abs().max()
+    # float32's own limit: the mean, offset / spread standard deviations away, is known to ~6e-8 of itself
+    float32_limit = 4 * torch.finfo(torch.float32).eps * (offset / spread + 4)
+    assert error <= max(1.5 * torch_error, float32_limit)
+
+
+@pytest.mark.parametrize("view", ["coronal", "sagittal"])
+def test_expanded_blocks_of_the_deep_levels_match_the_monai_blocks(test_model: SwinX2S, view: str) -> None:
+    torch.manual_seed(5)
+    expand = DimensionExpansion(6)  # 6 x 6 x 10 voxels at every level: no level's instance norm is degenerate
+    with torch.no_grad():
+        expand.conv.weight.uniform_(0.5, 1.5)
+        expand.conv.bias.uniform_(-0.5, 0.5)
+    with torch.inference_mode():
+        for level in range(1, 6):  # as many channels in as out: the residual is the expanded input itself
+            block = test_model.encoder_blocks[level]
+            assert not hasattr(block.layer, "conv3")
+            hidden = torch.randn(1, block.layer.conv1.conv.in_channels, 6, 10)
+            fast = _expanded_block(block.layer, expand, hidden, view, slab=4)
+            assert fast.is_contiguous(memory_format=torch.channels_last_3d)
+            assert torch.allclose(fast, block(expand(hidden, view)), atol=1e-5), level
 
 
 def test_gradients_reach_both_views_and_the_encoder(test_model: SwinX2S) -> None:

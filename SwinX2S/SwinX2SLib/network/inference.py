@@ -5,17 +5,19 @@ the last up block, ``F`` channels at ``X x Y x Z``) and the 55-channel logits. :
 same numbers with less arithmetic and far less memory:
 
 * every 3-D convolution runs channels-last through oneDNN on the CPU (also the thin slabs PyTorch would send to its
-  slow kernel) and instance norms use one pass for the mean and one batched Gram product for the variance (float64
-  merge), in place;
-* the level-0 block's input is the raw image repeated along the missing axis (dimension expansion: ``w_t * I + b_t``),
-  so its first 3x3x3 convolution and its 1x1x1 projection are sums of outer products of 2-D convolutions of the
-  image with 1-D profiles along the new axis; the projection's instance-norm statistics follow in closed form;
+  slow kernel); each instance norm takes its statistics block by block while the blocks are in cache (mostly in the
+  loop that produces them: :class:`_Moments`, float64 merge) and is applied in place in one pass, fused with the
+  residual sum and the LeakyReLU that follow;
+* every encoder block's input is a 2-D feature map repeated along the missing axis (dimension expansion:
+  ``w_t * I + b_t``), so its first 3x3x3 convolution and its residual (the expanded input, or its 1x1x1 projection at
+  level 0) are sums of outer products of 2-D convolutions of the map with 1-D profiles along the new axis, their
+  instance-norm statistics follow in closed form, and only the second convolution runs in 3-D;
 * in the last two up blocks (full and half resolution) the 2x2x2 stride-2 transposed convolution is folded into the
   3x3x3 convolution that reads it: each of the 8 output parities is a 2x2x2 convolution of the coarser input (8
   instead of 27 taps at the finer resolution), and its 1x1x1 projection likewise; the concatenation never exists
   (deeper up blocks are too small for the fold to pay);
-* the residual projection overwrites the skip slab by slab, the last 3x3x3 convolution its input, each
-  view's half-resolution input is freed once decoded, and the two views' last features are summed
+* the residual projection overwrites the skip slab by slab, the second 3x3x3 convolution of every block its
+  input, each view's half-resolution input is freed once decoded, and the two views' last features are summed
   before the shared 1x1x1 head, because ``head(a) + head(b) = W (a + b) + 2 bias``: the 55 logits exist one slab at
   a time.
 
@@ -48,6 +50,7 @@ _CL = torch.channels_last_3d
 # the 3x3x3 convolution, position p in the 2x2x2 transposed kernel); tap e reads half-resolution index i + a + e - 1
 _FOLD = {0: ((0, 0, 1), (1, 1, 0), (1, 2, 1)), 1: ((0, 0, 0), (0, 1, 1), (1, 2, 0))}
 _PARITIES = [(a, b, c) for a in (0, 1) for b in (0, 1) for c in (0, 1)]
+_CHUNK_ELEMENTS = 1 << 20  # values per block of the normalisation loops (4 MB of float32: stays in cache)
 
 
 def predict_labels(
@@ -192,11 +195,11 @@ def _deep_halves(
     """
     model.check_views(coronal, sagittal)
     hidden = model.encoder(torch.cat((coronal, sagittal)))
+    batch = coronal.shape[0]
     features = []
     for h, expand, block in zip(hidden, model.dimension_expansion[1:], model.encoder_blocks[1:], strict=True):
-        coronal_h, sagittal_h = h.chunk(2)
-        expanded = torch.cat((expand(coronal_h, "coronal"), expand(sagittal_h, "sagittal")))
-        features.append(_res_block(block.layer, expanded.contiguous(memory_format=_CL)))
+        features.append(torch.cat([
+            _expanded_block(block.layer, expand, h[i : i + 1], VIEWS[i // batch], slab) for i in range(2 * batch)]))
     features[-1] = torch.cat(model.cross_view_attention(*features[-1].chunk(2))).contiguous(memory_format=_CL)
     x = features.pop()
     for block in model.decoder_blocks[:-2]:
@@ -204,7 +207,6 @@ def _deep_halves(
     # half resolution: the folded up block (as at full resolution), one view of one case at a time
     skip = features.pop()
     halves = [_folded_up_block(model.decoder_blocks[-2], x[i : i + 1], skip[i : i + 1], slab) for i in range(len(x))]
-    batch = coronal.shape[0]
     return [(halves[i], halves[batch + i]) for i in range(batch)]
 
 
@@ -220,11 +222,7 @@ def _decoded_views(
 
 def _full_resolution(model: SwinX2S, half: torch.Tensor, image: torch.Tensor, view: str, slab: int) -> torch.Tensor:
     """Output of the last up block for one view of one case, ``[1, F, X, Y, Z]`` channels-last."""
-    block, expand = model.encoder_blocks[0].layer, model.dimension_expansion[0]
-    if hasattr(block, "conv3"):
-        skip = _level0_skip(block, expand, image, view, model.img_size)
-    else:  # as many views as features (no projection): the plain block
-        skip = _res_block(block, expand(image, view).contiguous(memory_format=_CL))
+    skip = _expanded_block(model.encoder_blocks[0].layer, model.dimension_expansion[0], image, view, slab)
     return _folded_up_block(model.decoder_blocks[-1], half, skip, slab)
 
 
@@ -251,22 +249,73 @@ def _conv(x: torch.Tensor, conv: nn.Conv3d) -> torch.Tensor:
     return _conv3d(x, conv.weight, conv.bias, conv.padding, conv.stride).contiguous(memory_format=_CL)
 
 
-def _instance_norm_(x: torch.Tensor, eps: float, negative_slope: float | None = None) -> torch.Tensor:
-    """Instance norm (no affine) of a channels-last ``[B, C, X, Y, Z]`` volume in place, then LeakyReLU if given.
+def _rows(volume: torch.Tensor) -> torch.Tensor:
+    """A channels-last ``[1, C, X, Y, Z]`` volume (or an X slab of one) as its memory: ``[X * Y * Z, C]`` (a view)."""
+    return volume[0].permute(1, 2, 3, 0).view(-1, volume.shape[1])
 
-    Mean by a plain sum, variance of the centred values by a batched Gram product over the X planes (float32
-    per plane, float64 across planes): far faster than a strided variance reduction, as accurate.
+
+def _chunks(rows: torch.Tensor) -> Iterator[torch.Tensor]:
+    """Consecutive blocks of ``rows`` ``[n, C]`` of about :data:`_CHUNK_ELEMENTS` values each (views)."""
+    step = max(_CHUNK_ELEMENTS // rows.shape[1], 1)
+    return (rows[start:stop] for start, stop in _slabs(len(rows), step))
+
+
+class _Moments:
+    """Per-channel mean and variance of rows seen block by block, for instance norms fused into the loops that
+    produce (or last read) the rows, while they are in cache.
+
+    Per block, in float32: the mean ``m``, then the sums of ``x - m`` and of its square (a sum, a subtraction, a
+    square and two sums: far faster than a strided variance reduction, and no cancellation); in float64 at the end:
+    each block's mean and sum of squared deviations corrected for the rounding of ``m`` (the corrected two-pass
+    algorithm), merged across blocks (Chan et al.).
     """
-    batch, channels, size_x = x.shape[:3]
-    flat = x.permute(0, 2, 3, 4, 1).reshape(batch, -1, channels)  # a view: x is channels-last
-    count = flat.shape[1]
-    flat.sub_(flat.sum(1, keepdim=True).div_(count))
-    planes = flat.view(batch * size_x, -1, channels)
-    variance = torch.bmm(planes.transpose(1, 2), planes).diagonal(dim1=1, dim2=2)
-    variance = variance.double().view(batch, size_x, channels).sum(1).div_(count)
-    flat.mul_(variance.add_(eps).rsqrt_().to(x.dtype)[:, None])
-    if negative_slope is not None:
-        F.leaky_relu_(x, negative_slope)
+
+    def __init__(self) -> None:
+        self._counts: list[int] = []
+        self._sums: list[torch.Tensor] = []  # per block: [m, sum(x - m), sum((x - m)^2)]
+        self._buffer: torch.Tensor | None = None
+
+    def update(self, rows: torch.Tensor) -> None:
+        """Take in ``rows`` ``[n, C]`` (read only)."""
+        for block in _chunks(rows):
+            if self._buffer is None or self._buffer.shape[0] < len(block):
+                self._buffer = block.new_empty(block.shape)
+            mean = block.sum(0).div_(len(block))
+            deviation = torch.sub(block, mean, out=self._buffer[: len(block)])
+            self._counts.append(len(block))
+            self._sums.append(torch.stack((mean, deviation.sum(0), deviation.mul_(deviation).sum(0))))
+
+    def scale_shift(self, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(1 / sqrt(var + eps), -mean / sqrt(var + eps))`` per channel: the norm as ``scale * x + shift``."""
+        counts = torch.tensor(self._counts, dtype=torch.float64, device=self._buffer.device)[:, None]
+        rounded, deviations, squares = torch.stack(self._sums).double().unbind(1)  # [blocks, C] each
+        means = rounded + deviations / counts
+        squares = squares - deviations.square() / counts
+        total = counts.sum()
+        mean = (means * counts).sum(0) / total
+        variance = (squares.sum(0) + ((means - mean).square() * counts).sum(0)) / total
+        scale = (variance + eps).rsqrt()
+        dtype, self._buffer = self._buffer.dtype, None  # the block buffer is no longer needed
+        return scale.to(dtype), (-mean * scale).to(dtype)
+
+
+def _normalize_(
+    rows: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, negative_slope: float | None = None
+) -> None:
+    """``rows = scale * rows + shift`` in place, block by block, then LeakyReLU if given."""
+    for block in _chunks(rows):
+        torch.addcmul(shift, block, scale, out=block)
+        if negative_slope is not None:
+            F.leaky_relu_(block, negative_slope)
+
+
+def _instance_norm_(x: torch.Tensor, eps: float, negative_slope: float | None = None) -> torch.Tensor:
+    """Instance norm (no affine) of a channels-last ``[B, C, X, Y, Z]`` volume in place, then LeakyReLU if given:
+    one pass for the statistics (:class:`_Moments`), one to apply them."""
+    for sample in x.split(1):
+        rows, moments = _rows(sample), _Moments()
+        moments.update(rows)
+        _normalize_(rows, *moments.scale_shift(eps), negative_slope)
     return x
 
 
@@ -291,22 +340,28 @@ def _up_block(block: UnetrUpBlock, x: torch.Tensor, skip: torch.Tensor) -> torch
 # full-resolution blocks
 
 
-def _level0_skip(
-    block: UnetResBlock,
-    expand: DimensionExpansion,
-    image: torch.Tensor,
-    view: str,
-    img_size: tuple[int, int, int],
+def _expanded_block(
+    block: UnetResBlock, expand: DimensionExpansion, image: torch.Tensor, view: str, slab: int
 ) -> torch.Tensor:
-    """``block(expand(image, view))`` for one case without ever convolving the expanded image in 3-D.
+    """``block(expand(image, view))`` for one view of one case without ever convolving the expanded image in 3-D.
 
     The expanded image is ``E[n, t, u, z] = w_t I[n, u, z] + b_t`` (``t`` the new axis, zero outside the volume), so
     ``conv1(E) = sum_d (w shifted by d) (x) conv2d(I, K[d]) + (b shifted by d) (x) conv2d(1, K[d])`` over the 3 taps
-    ``d`` of the kernel along the new axis, and the 1x1x1 projection is ``w (x) K3 I + b (x) K3 1``.
+    ``d`` of the kernel along the new axis, its instance norm follows in closed form, and the residual (``E``
+    itself, or its 1x1x1 projection ``w (x) K3 I + b (x) K3 1`` and that projection's closed-form norm) is added as
+    outer products too. Only the second 3x3x3 convolution runs in 3-D (in place, its norm fused).
+
+    Args:
+        image: the level's 2-D features ``[1, N, U, Z]`` (the raw views at level 0, an encoder hidden state above).
+
+    Returns:
+        ``[1, F, X, Y, Z]`` channels-last.
     """
     length = expand.length
     w, b = expand.conv.weight.flatten(), expand.conv.bias
     axis = PROJECTION_AXIS[view]  # the volume axis the view integrated over: the one the expansion adds
+    size = list(image.shape[2:])
+    size.insert(axis, length)
     conv1 = block.conv1.conv
     ones = torch.ones_like(image)
     w_pad, b_pad = F.pad(w, (1, 1)), F.pad(b, (1, 1))
@@ -317,48 +372,57 @@ def _level0_skip(
         planes += [F.conv2d(image, kernel, padding=1), F.conv2d(ones, kernel, padding=1)]
     profiles, planes = torch.stack(profiles, 1), torch.cat(planes)
     # instance norm in closed form, written with the outer products (normalised planes and a constant term)
-    mean, rstd = (t[None, :, None, None] for t in _outer_statistics(profiles, planes, block.norm1.eps))
+    mean, scale = (t[None, :, None, None] for t in _outer_statistics(profiles, planes, block.norm1.eps))
     profiles = torch.cat((profiles, torch.ones_like(profiles[:, :1])), 1)
-    planes = torch.cat((planes * rstd, (-mean * rstd).expand_as(planes[:1])))
+    planes = torch.cat((planes * scale, (-mean * scale).expand_as(planes[:1])))
     slope = block.lrelu.negative_slope
-    out = F.leaky_relu_(_outer(profiles, planes, axis, img_size), slope)
-    out = _instance_norm_(_conv(out, block.conv2.conv), block.norm2.eps)
-    # residual: the projection of the expanded image, normalised in closed form, added as outer products
-    projection = block.conv3.conv.weight.flatten(1)  # [F, N]
-    image_term = torch.einsum("fn,bnuz->bfuz", projection, image)
-    constant = projection.sum(1)[None, :, None, None].expand_as(image_term)
-    mean, rstd = (t[None, :, None, None] for t in _outer_statistics(torch.stack((w, b), 1),
-                                                                    torch.cat((image_term, constant)), block.norm3.eps))
-    planes = torch.cat((image_term * rstd, constant * rstd, (-mean * rstd).expand_as(image_term)))
-    _outer(torch.stack((w, b, torch.ones_like(w)), 1), planes, axis, img_size, out=out)
-    return F.leaky_relu_(out, slope)
+    out = torch.empty((1, planes.shape[1], *size), dtype=planes.dtype, device=planes.device, memory_format=_CL)
+    for start, stop in _slabs(size[0], slab):
+        _outer_(out, profiles, planes, axis, start, stop, accumulate=False)
+        F.leaky_relu_(out[:, :, start:stop], slope)
+    convolved = _Moments()
+    out = _conv_in_place(out, block.conv2.conv, slab, convolved)
+    # residual: the expanded image, or its projection normalised in closed form
+    if hasattr(block, "conv3"):
+        projection = block.conv3.conv.weight.flatten(1)  # [F, N]
+        image_term = torch.einsum("fn,bnuz->bfuz", projection, image)
+        constant = projection.sum(1)[None, :, None, None].expand_as(image_term)
+        mean, norm = (t[None, :, None, None] for t in _outer_statistics(
+            torch.stack((w, b), 1), torch.cat((image_term, constant)), block.norm3.eps))
+        residual = torch.stack((w, b, torch.ones_like(w)), 1), torch.cat(
+            (image_term * norm, constant * norm, (-mean * norm).expand_as(image_term)))
+    else:  # as many channels in as out: the identity
+        residual = torch.stack((w, b), 1), torch.cat((image, ones))
+    scale, shift = convolved.scale_shift(block.norm2.eps)
+    for start, stop in _slabs(size[0], slab):
+        _normalize_(_rows(out[:, :, start:stop]), scale, shift)
+        _outer_(out, *residual, axis, start, stop)
+        F.leaky_relu_(out[:, :, start:stop], slope)
+    return out
 
 
-def _outer(
+def _outer_(
+    out: torch.Tensor,
     profiles: torch.Tensor,
     planes: torch.Tensor,
     axis: int,
-    img_size: tuple[int, int, int],
-    out: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """``sum_k profiles[:, k] (x) planes[k]``: a volume ``[1, F, X, Y, Z]`` (channels-last) from 1-D profiles along
-    volume axis ``axis`` (0 = X, 1 = Y) ``[L, K]`` and 2-D planes over the other two axes ``[K, F, U, Z]``; added to
-    ``out`` when given."""
-    size_x, size_y, size_z = img_size
-    beta = 1.0
-    if out is None:
-        out = torch.empty((1, planes.shape[1], size_x, size_y, size_z), dtype=planes.dtype, device=planes.device,
-                          memory_format=_CL)
-        beta = 0.0  # the empty memory is not read
+    start: int,
+    stop: int,
+    accumulate: bool = True,
+) -> None:
+    """Add ``sum_k profiles[:, k] (x) planes[k]`` to X planes ``start:stop`` of ``out`` ``[1, F, X, Y, Z]``
+    (channels-last), or write it there when not ``accumulate``: 1-D profiles ``[L, K]`` along volume axis ``axis``
+    (0 = X, 1 = Y) and 2-D planes ``[K, F, U, Z]`` over the other two axes."""
     planes = planes.permute(0, 2, 3, 1)  # [K, U, Z, F]
+    target = _flat(out)[start:stop]  # [n, Y*Z, F]
     if axis == 0:  # out[x, (y, z, f)] = profiles[x, k] @ planes[k, (y, z, f)]
-        target, batch1, batch2 = _flat(out).view(1, size_x, -1), profiles[None], planes.reshape(1, len(planes), -1)
+        target, batch1, batch2 = target.view(1, stop - start, -1), profiles[None, start:stop], planes.reshape(
+            1, len(planes), -1)
     else:  # out[x][y, (z, f)] = profiles[y, k] @ planes[k, x, (z, f)]
-        target = _flat(out).view(size_x, size_y, -1)
-        batch1 = profiles.expand(size_x, *profiles.shape)
-        batch2 = planes.permute(1, 0, 2, 3).reshape(size_x, len(planes), -1)
-    target.baddbmm_(batch1, batch2, beta=beta)
-    return out
+        target = target.view(stop - start, out.shape[3], -1)
+        batch1 = profiles.expand(stop - start, *profiles.shape)
+        batch2 = planes[:, start:stop].permute(1, 0, 2, 3).reshape(stop - start, len(planes), -1)
+    target.baddbmm_(batch1, batch2, beta=float(accumulate))
 
 
 def _outer_statistics(profiles: torch.Tensor, planes: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -380,10 +444,11 @@ def _folded_up_block(
 ) -> torch.Tensor:
     """``block(x, skip)`` of one view of one case with the transposed convolution folded into its consumers.
 
-    ``x`` ``[1, C_x, n_x, n_y, n_z]``, ``skip`` ``[1, C, 2 n_x, 2 n_y, 2 n_z]`` channels-last (overwritten: it
-    becomes the normalised residual); the folded convolutions run in slabs of ``slab`` half-resolution planes and
-    the second convolution overwrites the first one's output slab by slab, so the block needs two full-resolution
-    volumes and slab temporaries. Returns ``[1, C, 2 n_x, 2 n_y, 2 n_z]`` channels-last.
+    ``x`` ``[1, C_x, n_x, n_y, n_z]``, ``skip`` ``[1, C, 2 n_x, 2 n_y, 2 n_z]`` channels-last (overwritten by the
+    residual projection); the folded convolutions run in slabs of ``slab`` half-resolution planes and the second
+    convolution overwrites the first one's output slab by slab, so the block needs two full-resolution volumes and
+    slab temporaries. Each instance norm's statistics are taken while its slabs are in cache, the last two norms,
+    the residual sum and the LeakyReLU are one pass. Returns ``[1, C, 2 n_x, 2 n_y, 2 n_z]`` channels-last.
     """
     res = block.conv_block
     transposed = block.transp_conv.conv.weight  # [C_x, C_up, 2, 2, 2]
@@ -393,15 +458,17 @@ def _folded_up_block(
     folded = _folded_kernels(conv1[:, :up_channels], transposed)
     n_x, n_y, n_z = x.shape[2:]
     out = _conv3d(skip, conv1[:, up_channels:], padding=1).contiguous(memory_format=_CL)
-    for (a, b, c), kernel in folded.items():  # padding 1 covers both parities' windows; each keeps its n of n + 1
-        for i0, i1 in _slabs(n_x, slab):  # in slabs of half planes: output plane 2 i + a reads x[i + a - 1], x[i + a]
+    convolved = _Moments()
+    for i0, i1 in _slabs(n_x, slab):  # in slabs of half planes: output plane 2 i + a reads x[i + a - 1], x[i + a]
+        for (a, b, c), kernel in folded.items():  # padding 1 covers both parities' windows; each keeps n of n + 1
             low, high = max(i0 + a - 1, 0), min(i1 + a, n_x)
             pad = int(i0 + a - 1 < 0 or i1 + a > n_x)  # zero planes along X only where the volume ends
             part = _conv3d(x[:, :, low:high], kernel, padding=(pad, 1, 1))
             rows = slice(i0 + a - 1 - low + pad, i1 + a - 1 - low + pad)
             out[:, :, 2 * i0 + a : 2 * i1 : 2, b::2, c::2] += part[:, :, rows, b : b + n_y, c : c + n_z]
+        convolved.update(_rows(out[:, :, 2 * i0 : 2 * i1]))
     slope = res.lrelu.negative_slope
-    _instance_norm_(out, res.norm1.eps, slope)
+    _normalize_(_rows(out), *convolved.scale_shift(res.norm1.eps), slope)
     # residual projection of [up, skip] written over the skip, slab by slab (a point-wise map) as matrix products
     # on the channels-last memory; the up part is one product for all 8 parities, interleaved by a strided view
     skip_matrix = projection[:, up_channels:].t()  # [C_skip, F]
@@ -410,25 +477,34 @@ def _folded_up_block(
     step = slab + slab % 2  # even: planes start..stop of both parities come from half planes start/2..stop/2
     part_buffer = skip.new_empty((step * skip_memory.shape[1], skip_matrix.shape[1]))  # reused slab temporaries
     up_buffer = x.new_empty((step // 2 * x_memory.shape[1], up_matrix.shape[1]))
+    projected = _Moments()
     for start, stop in _slabs(skip.shape[2], step):
         rows, half_rows = skip_memory[start:stop].flatten(0, 1), x_memory[start // 2 : stop // 2].flatten(0, 1)
         part = torch.mm(rows, skip_matrix, out=part_buffer[: len(rows)])
         up = torch.mm(half_rows, up_matrix, out=up_buffer[: len(half_rows)])
         interleaved = up.view(-1, n_y, n_z, 2, 2, 2, skip_matrix.shape[1]).permute(0, 3, 1, 4, 2, 5, 6)
         part.view(interleaved.shape).add_(interleaved)
+        projected.update(part)
         skip_memory[start:stop] = part.view(stop - start, -1, part.shape[1])
     del part_buffer, up_buffer, part, up, interleaved  # the slab temporaries, before the peak of the convolution
-    _instance_norm_(skip, res.norm3.eps)
-    out = _conv_in_place(out, res.conv2.conv, slab)
-    _instance_norm_(out, res.norm2.eps)
-    return F.leaky_relu_(out.add_(skip), slope)
+    skip_scale, skip_shift = projected.scale_shift(res.norm3.eps)
+    convolved = _Moments()
+    out = _conv_in_place(out, res.conv2.conv, slab, convolved)
+    # leaky(norm2(out) + norm3(skip)) = leaky(scale2 out + scale3 skip + shift2 + shift3), block by block
+    scale, shift = convolved.scale_shift(res.norm2.eps)
+    shift += skip_shift
+    for block_out, block_skip in zip(_chunks(_rows(out)), _chunks(_rows(skip)), strict=True):
+        torch.addcmul(shift, block_out, scale, out=block_out).addcmul_(block_skip, skip_scale)
+        F.leaky_relu_(block_out, slope)
+    return out
 
 
-def _conv_in_place(x: torch.Tensor, conv: nn.Conv3d, slab: int) -> torch.Tensor:
+def _conv_in_place(x: torch.Tensor, conv: nn.Conv3d, slab: int, moments: _Moments | None = None) -> torch.Tensor:
     """3x3x3 ``conv`` (stride 1, padding 1, as many output as input channels) overwriting ``x`` slab by slab along X.
 
     Each slab reads one neighbouring plane on either side; its result is written back once the next slab has
     been computed (which still reads the slab's last plane), so two slabs of temporaries replace a second volume.
+    ``moments``, if given, takes in each result slab while it is in cache (for the instance norm that follows).
     """
     size_x = x.shape[2]
     pending = None
@@ -437,7 +513,9 @@ def _conv_in_place(x: torch.Tensor, conv: nn.Conv3d, slab: int) -> torch.Tensor:
         pad = int(start == 0 or stop == size_x)  # zero planes along X only where the volume ends
         result = _conv3d(x[:, :, low:high], conv.weight, conv.bias, padding=(pad, 1, 1))
         first = start - low - 1 + pad
-        result = result[:, :, first : first + stop - start]  # (a plane that saw a zero beyond the slab is dropped)
+        result = result[:, :, first : first + stop - start].contiguous(memory_format=_CL)  # (a plane that saw a zero
+        if moments is not None:  # beyond the slab is dropped)
+            moments.update(_rows(result))
         if pending is not None:
             x[:, :, pending[0] : pending[1]] = pending[2]
         pending = (start, stop, result)
