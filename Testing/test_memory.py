@@ -52,3 +52,46 @@ def test_huge_pages_setting_respects_the_environment(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")
     use_huge_pages()
     assert os.environ["THP_MEM_ALLOC_ENABLE"] == "0"
+
+
+# blocks of 16 MiB freed after glibc raised its threshold (a 24 MiB block was freed first), then 1 MiB blocks freed
+# except the last (which pins the top of the heap): resident memory (MiB) after each stage
+_RELEASE_PROBE = """
+import json, sys
+sys.path.insert(0, {lib!r})
+from SwinX2SLib.memory import give_back_large_blocks, trim_heap
+accepted = give_back_large_blocks() if {give_back} else None
+import torch
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+first = torch.ones(24 << 18)
+del first
+start = rss()
+blocks = [torch.ones(16 << 18) for _ in range(4)]
+del blocks
+large = rss() - start
+small = [torch.ones(1 << 18) for _ in range(200)]
+del small[:-1]
+before = rss()
+trimmed = trim_heap()
+print(json.dumps({{"accepted": accepted, "large": large, "small": before - start, "trimmed": trimmed,
+                  "after_trim": rss() - start}}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt / malloc_trim")
+def test_large_blocks_and_the_trimmed_heap_go_back_to_the_system() -> None:
+    runs = {}
+    for give_back in (False, True):
+        code = _RELEASE_PROBE.format(lib=str(REPO_ROOT / "SwinX2S"), give_back=give_back)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "THP_"))}
+        out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env)
+        runs[give_back] = json.loads(out.stdout.strip().splitlines()[-1])
+    default, given_back = runs[False], runs[True]
+    assert given_back["accepted"] is True and given_back["trimmed"] is True
+    assert default["large"] > 48  # glibc's raised threshold: four freed 16 MiB blocks stay resident
+    assert given_back["large"] < 8  # each went back to the system when freed
+    assert default["small"] > 150 and default["after_trim"] < default["small"] - 150  # 199 freed MiB trimmed

@@ -248,6 +248,7 @@ def test_expanded_blocks_of_the_deep_levels_match_the_monai_blocks(test_model: S
     with torch.no_grad():
         expand.conv.weight.uniform_(0.5, 1.5)
         expand.conv.bias.uniform_(-0.5, 0.5)
+    exact_model, exact_expand = copy.deepcopy(test_model).double(), copy.deepcopy(expand).double()
     with torch.inference_mode():
         for level in range(1, 6):  # as many channels in as out: the residual is the expanded input itself
             block = test_model.encoder_blocks[level]
@@ -255,7 +256,9 @@ def test_expanded_blocks_of_the_deep_levels_match_the_monai_blocks(test_model: S
             hidden = torch.randn(1, block.layer.conv1.conv.in_channels, 6, 10)
             fast = _expanded_block(block.layer, expand, hidden, view, slab=4)
             assert fast.is_contiguous(memory_format=torch.channels_last_3d)
-            assert torch.allclose(fast, block(expand(hidden, view)), atol=1e-5), level
+            exact = exact_model.encoder_blocks[level](exact_expand(hidden.double(), view))
+            # float32 rounding: grows with the fan-in (12 channels at level 1, 192 at level 5: max 1.5e-5 measured)
+            assert (fast.double() - exact).abs().max() < 3e-5, level
 
 
 def test_gradients_reach_both_views_and_the_encoder(test_model: SwinX2S) -> None:

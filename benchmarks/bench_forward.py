@@ -41,14 +41,16 @@ AUTOCAST_PATHS = ("bfloat16", "float16")
 
 def measure(args: argparse.Namespace) -> dict:
     """Run the predictions of one path in this process; returns the best wall / CPU time and the peak memory."""
+    from SwinX2SLib.memory import give_back_large_blocks, retain_freed_memory, use_huge_pages
+
+    use_huge_pages()  # as the `swinx2s` command line sets memory up (both paths alike), before torch is imported
+    give_back_large_blocks()
+    if args.retain_freed_memory:
+        retain_freed_memory()
+
     import torch
 
     from SwinX2SLib.network import create_model, predict_labels
-
-    if args.retain_freed_memory:
-        from SwinX2SLib.memory import retain_freed_memory
-
-        retain_freed_memory()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
@@ -130,13 +132,9 @@ def main() -> None:
     if args.path:
         print(json.dumps(measure(args)))
         return
-    # glibc otherwise serves the many 4-32 MB slab temporaries from its heap and keeps the freed memory resident;
-    # 2 MB pages for PyTorch's large tensors, as the `swinx2s` command line sets them (both paths alike)
-    env = {"MALLOC_MMAP_THRESHOLD_": str(4 << 20), "THP_MEM_ALLOC_ENABLE": "1", **os.environ}
     what = f"model {args.model}" if args.model else f"input {tuple(args.img_size)}, {args.classes} classes"
     print(f"device {args.device}, {args.threads} threads, {what}, inputs {args.inputs or 'random'}")
-    print(f"MALLOC_MMAP_THRESHOLD_={env['MALLOC_MMAP_THRESHOLD_']}, THP_MEM_ALLOC_ENABLE="
-          f"{env['THP_MEM_ALLOC_ENABLE']}; 'baseline' = RSS after imports, weights, inputs")
+    print("memory set up as by the `swinx2s` command line; 'baseline' = RSS after imports, weights, inputs")
     import torch
 
     tmp = tempfile.mkdtemp(prefix="bench_forward_")
@@ -146,7 +144,7 @@ def main() -> None:
             labels = str(Path(tmp) / f"{variant}-{path}.pt")
             command = [sys.executable, __file__, "--path", path, "--variant", variant, "--labels-out", labels]
             command += sys.argv[1:]
-            out = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
+            out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             results[path] = json.loads(out.strip().splitlines()[-1])
             r = results[path]
             cuda = f", peak CUDA {r['peak_cuda_gb']:.3f} GB" if "peak_cuda_gb" in r else ""

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import SwinX2SError
-from ..memory import use_huge_pages
+from ..memory import give_back_large_blocks, use_huge_pages
 from ..progress import ProgressReporter
 from .common import warnings_to
 
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     use_huge_pages()  # before the commands import torch
+    give_back_large_blocks()  # (`train` keeps freed memory instead: retain_freed_memory)
     parser = build_parser()
     args = parser.parse_args(argv)
     reporter = ProgressReporter(getattr(args, "progress", "none") or "none")

@@ -39,6 +39,7 @@ from monai.networks.blocks import UnetResBlock, UnetrUpBlock
 from torch import nn
 
 from ..conventions import PROJECTION_AXIS
+from ..memory import trim_heap
 from ..precision import exact_float32
 from .dimension_expansion import VIEWS, DimensionExpansion
 from .swin_x2s import SwinX2S
@@ -213,17 +214,14 @@ def _deep_halves(
 def _decoded_views(
     model: SwinX2S, halves: list[torch.Tensor], coronal: torch.Tensor, sagittal: torch.Tensor, slab: int
 ) -> Iterator[torch.Tensor]:
-    """Each view's full-resolution features of one case (coronal first), decoded from ``halves`` (that case's two
-    half-resolution inputs, as from :func:`_deep_halves`); the list is emptied as it goes, so that each half is freed
-    once its view is decoded."""
+    """Each view's full-resolution features of one case (coronal first), ``[1, F, X, Y, Z]`` channels-last: the
+    level-0 block and the last up block, whose half-resolution input comes from ``halves`` (that case's two, as from
+    :func:`_deep_halves`); the list is emptied as it goes and nothing else holds a half, so that each is freed as
+    soon as its up block no longer needs it."""
     for image, view in zip((coronal, sagittal), VIEWS, strict=True):
-        yield _full_resolution(model, halves.pop(0), image, view, slab)
-
-
-def _full_resolution(model: SwinX2S, half: torch.Tensor, image: torch.Tensor, view: str, slab: int) -> torch.Tensor:
-    """Output of the last up block for one view of one case, ``[1, F, X, Y, Z]`` channels-last."""
-    skip = _expanded_block(model.encoder_blocks[0].layer, model.dimension_expansion[0], image, view, slab)
-    return _folded_up_block(model.decoder_blocks[-1], half, skip, slab)
+        trim_heap()  # what the deeper levels or the other view freed in small blocks does not add to the peak
+        yield _folded_up_block(model.decoder_blocks[-1], halves.pop(0), _expanded_block(
+            model.encoder_blocks[0].layer, model.dimension_expansion[0], image, view, slab), slab)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -362,14 +360,13 @@ def _expanded_block(
     axis = PROJECTION_AXIS[view]  # the volume axis the view integrated over: the one the expansion adds
     size = list(image.shape[2:])
     size.insert(axis, length)
-    conv1 = block.conv1.conv
-    ones = torch.ones_like(image)
+    image_and_ones = torch.cat((image, torch.ones_like(image)))  # the terms of w and of b
     w_pad, b_pad = F.pad(w, (1, 1)), F.pad(b, (1, 1))
     profiles, planes = [], []
     for d in range(3):
-        kernel = conv1.weight.select(2 + axis, d)  # [F, N, 3, 3] over the image's two axes
+        kernel = block.conv1.conv.weight.select(2 + axis, d).contiguous()  # [F, N, 3, 3] over the image's axes
         profiles += [w_pad[d : d + length], b_pad[d : d + length]]
-        planes += [F.conv2d(image, kernel, padding=1), F.conv2d(ones, kernel, padding=1)]
+        planes.append(F.conv2d(image_and_ones, kernel, padding=1))
     profiles, planes = torch.stack(profiles, 1), torch.cat(planes)
     # instance norm in closed form, written with the outer products (normalised planes and a constant term)
     mean, scale = (t[None, :, None, None] for t in _outer_statistics(profiles, planes, block.norm1.eps))
@@ -377,9 +374,11 @@ def _expanded_block(
     planes = torch.cat((planes * scale, (-mean * scale).expand_as(planes[:1])))
     slope = block.lrelu.negative_slope
     out = torch.empty((1, planes.shape[1], *size), dtype=planes.dtype, device=planes.device, memory_format=_CL)
+    first = _OuterSum(profiles, planes, axis)
     for start, stop in _slabs(size[0], slab):
-        _outer_(out, profiles, planes, axis, start, stop, accumulate=False)
+        first.add_to(out, start, stop, accumulate=False)
         F.leaky_relu_(out[:, :, start:stop], slope)
+    del first
     convolved = _Moments()
     out = _conv_in_place(out, block.conv2.conv, slab, convolved)
     # residual: the expanded image, or its projection normalised in closed form
@@ -389,40 +388,40 @@ def _expanded_block(
         constant = projection.sum(1)[None, :, None, None].expand_as(image_term)
         mean, norm = (t[None, :, None, None] for t in _outer_statistics(
             torch.stack((w, b), 1), torch.cat((image_term, constant)), block.norm3.eps))
-        residual = torch.stack((w, b, torch.ones_like(w)), 1), torch.cat(
-            (image_term * norm, constant * norm, (-mean * norm).expand_as(image_term)))
+        residual = _OuterSum(torch.stack((w, b, torch.ones_like(w)), 1), torch.cat(
+            (image_term * norm, constant * norm, (-mean * norm).expand_as(image_term))), axis)
     else:  # as many channels in as out: the identity
-        residual = torch.stack((w, b), 1), torch.cat((image, ones))
+        residual = _OuterSum(torch.stack((w, b), 1), image_and_ones, axis)
     scale, shift = convolved.scale_shift(block.norm2.eps)
     for start, stop in _slabs(size[0], slab):
         _normalize_(_rows(out[:, :, start:stop]), scale, shift)
-        _outer_(out, *residual, axis, start, stop)
+        residual.add_to(out, start, stop)
         F.leaky_relu_(out[:, :, start:stop], slope)
     return out
 
 
-def _outer_(
-    out: torch.Tensor,
-    profiles: torch.Tensor,
-    planes: torch.Tensor,
-    axis: int,
-    start: int,
-    stop: int,
-    accumulate: bool = True,
-) -> None:
-    """Add ``sum_k profiles[:, k] (x) planes[k]`` to X planes ``start:stop`` of ``out`` ``[1, F, X, Y, Z]``
-    (channels-last), or write it there when not ``accumulate``: 1-D profiles ``[L, K]`` along volume axis ``axis``
-    (0 = X, 1 = Y) and 2-D planes ``[K, F, U, Z]`` over the other two axes."""
-    planes = planes.permute(0, 2, 3, 1)  # [K, U, Z, F]
-    target = _flat(out)[start:stop]  # [n, Y*Z, F]
-    if axis == 0:  # out[x, (y, z, f)] = profiles[x, k] @ planes[k, (y, z, f)]
-        target, batch1, batch2 = target.view(1, stop - start, -1), profiles[None, start:stop], planes.reshape(
-            1, len(planes), -1)
-    else:  # out[x][y, (z, f)] = profiles[y, k] @ planes[k, x, (z, f)]
-        target = target.view(stop - start, out.shape[3], -1)
-        batch1 = profiles.expand(stop - start, *profiles.shape)
-        batch2 = planes[:, start:stop].permute(1, 0, 2, 3).reshape(stop - start, len(planes), -1)
-    target.baddbmm_(batch1, batch2, beta=float(accumulate))
+class _OuterSum:
+    """``sum_k profiles[:, k] (x) planes[k]``, written X planes at a time into a channels-last ``[1, F, X, Y, Z]``
+    volume: 1-D profiles ``[L, K]`` along volume axis ``axis`` (0 = X, 1 = Y), 2-D planes ``[K, F, U, Z]`` over the
+    other two axes (laid out once for the batched matrix products)."""
+
+    def __init__(self, profiles: torch.Tensor, planes: torch.Tensor, axis: int) -> None:
+        planes = planes.permute(0, 2, 3, 1)  # [K, U, Z, F]
+        self.profiles, self.axis = profiles, axis
+        if axis == 0:  # out[x, (y, z, f)] = profiles[x, k] @ planes[k, (y, z, f)]
+            self.planes = planes.reshape(1, len(planes), -1)
+        else:  # out[x][y, (z, f)] = profiles[y, k] @ planes[k, x, (z, f)]
+            self.planes = planes.permute(1, 0, 2, 3).reshape(planes.shape[1], len(planes), -1)
+
+    def add_to(self, out: torch.Tensor, start: int, stop: int, accumulate: bool = True) -> None:
+        """Add the sum to X planes ``start:stop`` of ``out``, or write it there when not ``accumulate``."""
+        target = _flat(out)[start:stop]  # [n, Y*Z, F]
+        if self.axis == 0:
+            target, batch1, batch2 = target.view(1, stop - start, -1), self.profiles[None, start:stop], self.planes
+        else:
+            target = target.view(stop - start, out.shape[3], -1)
+            batch1, batch2 = self.profiles.expand(stop - start, *self.profiles.shape), self.planes[start:stop]
+        target.baddbmm_(batch1, batch2, beta=float(accumulate))
 
 
 def _outer_statistics(profiles: torch.Tensor, planes: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -444,11 +443,13 @@ def _folded_up_block(
 ) -> torch.Tensor:
     """``block(x, skip)`` of one view of one case with the transposed convolution folded into its consumers.
 
-    ``x`` ``[1, C_x, n_x, n_y, n_z]``, ``skip`` ``[1, C, 2 n_x, 2 n_y, 2 n_z]`` channels-last (overwritten by the
-    residual projection); the folded convolutions run in slabs of ``slab`` half-resolution planes and the second
-    convolution overwrites the first one's output slab by slab, so the block needs two full-resolution volumes and
-    slab temporaries. Each instance norm's statistics are taken while its slabs are in cache, the last two norms,
-    the residual sum and the LeakyReLU are one pass. Returns ``[1, C, 2 n_x, 2 n_y, 2 n_z]`` channels-last.
+    ``x`` ``[1, C_x, n_x, n_y, n_z]`` (released before the second convolution), ``skip`` ``[1, C, 2 n_x, 2 n_y,
+    2 n_z]`` channels-last (overwritten by the residual projection); the folded convolutions run in slabs of
+    ``slab`` half-resolution planes and the second convolution overwrites the first one's output slab by slab, so
+    the block needs two full-resolution volumes and slab temporaries. Each instance norm's statistics are taken while
+    its slabs are in cache; the last two norms, the residual sum and the LeakyReLU are one pass.
+
+    Returns ``[1, C, 2 n_x, 2 n_y, 2 n_z]`` channels-last.
     """
     res = block.conv_block
     transposed = block.transp_conv.conv.weight  # [C_x, C_up, 2, 2, 2]
@@ -486,7 +487,8 @@ def _folded_up_block(
         part.view(interleaved.shape).add_(interleaved)
         projected.update(part)
         skip_memory[start:stop] = part.view(stop - start, -1, part.shape[1])
-    del part_buffer, up_buffer, part, up, interleaved  # the slab temporaries, before the peak of the convolution
+    # the slab temporaries and (unless the caller holds it) the half-resolution input, before the convolution's peak
+    del part_buffer, up_buffer, part, up, interleaved, half_rows, x_memory, x
     skip_scale, skip_shift = projected.scale_shift(res.norm3.eps)
     convolved = _Moments()
     out = _conv_in_place(out, res.conv2.conv, slab, convolved)
