@@ -39,7 +39,6 @@ from monai.networks.blocks import UnetResBlock, UnetrUpBlock
 from torch import nn
 
 from ..conventions import PROJECTION_AXIS
-from ..memory import trim_heap
 from ..precision import exact_float32
 from .dimension_expansion import VIEWS, DimensionExpansion
 from .swin_x2s import SwinX2S
@@ -219,7 +218,6 @@ def _decoded_views(
     :func:`_deep_halves`); the list is emptied as it goes and nothing else holds a half, so that each is freed as
     soon as its up block no longer needs it."""
     for image, view in zip((coronal, sagittal), VIEWS, strict=True):
-        trim_heap()  # what the deeper levels or the other view freed in small blocks does not add to the peak
         yield _folded_up_block(model.decoder_blocks[-1], halves.pop(0), _expanded_block(
             model.encoder_blocks[0].layer, model.dimension_expansion[0], image, view, slab), slab)
 
