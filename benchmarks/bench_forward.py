@@ -2,8 +2,9 @@
 
 Compares the plain path (``model(coronal, sagittal)`` under ``torch.no_grad``, then ``argmax(p + q)``, as the
 published inference computes it) with :func:`SwinX2SLib.network.predict_labels` (channels-last convolutions, the
-level-0 block from 2-D convolutions, the last transposed convolution folded into its consumers, in-place slab-wise
-convolutions, one shared head on the sum of both views; see ``SwinX2SLib/network/inference.py``). Each measurement
+encoder blocks from 2-D convolutions, the last transposed convolutions folded into their consumers, in-place
+slab-wise convolutions with fused norms, one shared head on the sum of both views; see
+``SwinX2SLib/network/inference.py``). Each measurement
 runs in a fresh subprocess so that peak resident memory (RSS, ``getrusage``) belongs to that path alone; on CUDA
 the peak of ``torch.cuda.max_memory_allocated`` is reported as well. Random weights: time and memory do not depend
 on them, unless ``--model`` names a trained model directory (and ``--inputs`` an ``.npz`` of real images). Paths
