@@ -91,3 +91,4 @@ def test_freed_blocks_of_a_mebibyte_and_more_go_back_to_the_system() -> None:
     assert given_back["accepted"] is True
     assert default["large"] > 48 and default["small"] > 60  # glibc's raised threshold: freed blocks stay resident
     assert given_back["large"] < 8 and given_back["small"] < 8  # each went back to the system when freed
+
