@@ -28,8 +28,9 @@ print(json.dumps({{"accepted": accepted, "faults": faults}}))
 """
 
 
-def _probe(retain: bool) -> dict:
-    code = _PROBE.format(lib=str(REPO_ROOT / "SwinX2S"), retain=retain)
+def _probe(template: str, **fields: object) -> dict:
+    """Run a probe script in a fresh interpreter free of memory settings from the environment; its last JSON line."""
+    code = template.format(lib=str(REPO_ROOT / "SwinX2S"), **fields)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "THP_"))}
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -37,7 +38,7 @@ def _probe(retain: bool) -> dict:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
 def test_retained_memory_is_reused_without_page_faults() -> None:
-    default, retained = _probe(False), _probe(True)
+    default, retained = _probe(_PROBE, retain=False), _probe(_PROBE, retain=True)
     assert retained["accepted"] is True
     assert min(default["faults"][5:]) > 30_000  # every step pages in fresh memory (256 MB in 4 KiB pages)
     assert sum(retained["faults"][5:]) < sum(default["faults"][5:]) / 8  # once warm, the heap is reused
@@ -81,13 +82,7 @@ print(json.dumps({{"accepted": accepted, "large": large, "small": rss() - start}
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
 def test_freed_blocks_of_a_mebibyte_and_more_go_back_to_the_system() -> None:
-    runs = {}
-    for give_back in (False, True):
-        code = _RELEASE_PROBE.format(lib=str(REPO_ROOT / "SwinX2S"), give_back=give_back)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "THP_"))}
-        out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env)
-        runs[give_back] = json.loads(out.stdout.strip().splitlines()[-1])
-    default, given_back = runs[False], runs[True]
+    default, given_back = _probe(_RELEASE_PROBE, give_back=False), _probe(_RELEASE_PROBE, give_back=True)
     assert given_back["accepted"] is True
     assert default["large"] > 48 and default["small"] > 60  # glibc's raised threshold: freed blocks stay resident
     assert given_back["large"] < 8 and given_back["small"] < 8  # each went back to the system when freed

@@ -4,9 +4,9 @@ Compares the plain path (``model(coronal, sagittal)`` under ``torch.no_grad``, t
 published inference computes it) with :func:`SwinX2SLib.network.predict_labels` (channels-last convolutions, the
 encoder blocks from 2-D convolutions, the last transposed convolutions folded into their consumers, in-place
 slab-wise convolutions with fused norms, one shared head on the sum of both views; see
-``SwinX2SLib/network/inference.py``). Each measurement
-runs in a fresh subprocess so that peak resident memory (RSS, ``getrusage``) belongs to that path alone; on CUDA
-the peak of ``torch.cuda.max_memory_allocated`` is reported as well. Random weights: time and memory do not depend
+``SwinX2SLib/network/inference.py``). Each measurement runs in a fresh subprocess, its memory set up as by the
+``swinx2s`` command line, so that peak resident memory (RSS, ``getrusage``) belongs to that path alone; on CUDA the
+peak of ``torch.cuda.max_memory_allocated`` is reported as well. Random weights: time and memory do not depend
 on them, unless ``--model`` names a trained model directory (and ``--inputs`` an ``.npz`` of real images). Paths
 ``bfloat16`` / ``float16`` run the plain forward pass under ``torch.autocast`` (``predict_labels(autocast_dtype=...)``,
 as ``--precision`` does in ``swinx2s reconstruct``); ``--compile`` wraps the model in ``torch.compile`` for them and
@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("--inputs", help=".npz with 'coronal' [B, N, X, Z] and 'sagittal' [B, N, Y, Z] images "
                         "(default: one random case)")
     parser.add_argument("--retain-freed-memory", action="store_true",
-                        help="keep freed memory in the heap (as `swinx2s train` does) instead of huge pages")
+                        help="keep freed memory in the heap (as `swinx2s train` does) instead of giving it back")
     parser.add_argument("--paths", nargs="+", default=["naive", "fast"], choices=("naive", "fast", *AUTOCAST_PATHS),
                         help="the first is the reference of the ratios and label differences")
     parser.add_argument("--path", help=argparse.SUPPRESS)  # internal: measure one path in this process

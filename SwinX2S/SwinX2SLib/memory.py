@@ -20,7 +20,6 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from collections.abc import Callable
 
 __all__ = ["give_back_large_blocks", "retain_freed_memory", "use_huge_pages"]
 
@@ -52,21 +51,7 @@ def give_back_large_blocks(threshold: int = 1 << 20, kept_free: int = 32 << 20) 
     Returns:
         Whether the C library accepted the settings (False on other systems and C libraries).
     """
-    mallopt = _libc_function("mallopt")
-    if mallopt is None:
-        return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    return bool(mallopt(_M_TRIM_THRESHOLD, kept_free)) and bool(mallopt(_M_MMAP_THRESHOLD, threshold))
-
-
-def _libc_function(name: str) -> Callable[..., int] | None:
-    """A function of glibc on Linux, else None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return getattr(ctypes.CDLL("libc.so.6"), name)
-    except (OSError, AttributeError):
-        return None
+    return _mallopt((_M_TRIM_THRESHOLD, kept_free), (_M_MMAP_THRESHOLD, threshold))
 
 
 def retain_freed_memory() -> bool:
@@ -75,8 +60,17 @@ def retain_freed_memory() -> bool:
     Returns:
         Whether the C library accepted the settings (False on other systems and C libraries).
     """
-    mallopt = _libc_function("mallopt")
-    if mallopt is None:
+    return _mallopt((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+def _mallopt(*settings: tuple[int, int]) -> bool:
+    """Apply glibc ``mallopt`` ``(parameter, value)`` settings in order; whether all were accepted (False on other
+    systems and C libraries)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    return all(mallopt(parameter, value) for parameter, value in settings)

@@ -499,12 +499,12 @@ def _folded_up_block(
     return out
 
 
-def _conv_in_place(x: torch.Tensor, conv: nn.Conv3d, slab: int, moments: _Moments | None = None) -> torch.Tensor:
+def _conv_in_place(x: torch.Tensor, conv: nn.Conv3d, slab: int, moments: _Moments) -> torch.Tensor:
     """3x3x3 ``conv`` (stride 1, padding 1, as many output as input channels) overwriting ``x`` slab by slab along X.
 
     Each slab reads one neighbouring plane on either side; its result is written back once the next slab has
     been computed (which still reads the slab's last plane), so two slabs of temporaries replace a second volume.
-    ``moments``, if given, takes in each result slab while it is in cache (for the instance norm that follows).
+    ``moments`` takes in each result slab while it is in cache (for the instance norm that follows).
     """
     size_x = x.shape[2]
     pending = None
@@ -512,10 +512,9 @@ def _conv_in_place(x: torch.Tensor, conv: nn.Conv3d, slab: int, moments: _Moment
         low, high = max(start - 1, 0), min(stop + 1, size_x)
         pad = int(start == 0 or stop == size_x)  # zero planes along X only where the volume ends
         result = _conv3d(x[:, :, low:high], conv.weight, conv.bias, padding=(pad, 1, 1))
-        first = start - low - 1 + pad
-        result = result[:, :, first : first + stop - start].contiguous(memory_format=_CL)  # (a plane that saw a zero
-        if moments is not None:  # beyond the slab is dropped)
-            moments.update(_rows(result))
+        first = start - low - 1 + pad  # a plane that saw a zero beyond the slab is dropped
+        result = result[:, :, first : first + stop - start].contiguous(memory_format=_CL)
+        moments.update(_rows(result))
         if pending is not None:
             x[:, :, pending[0] : pending[1]] = pending[2]
         pending = (start, stop, result)
