@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
+from monai.losses import DiceCELoss
 
-from SwinX2SLib.loss import SwinX2SLoss
-
-SMOOTH = 1e-5  # MONAI DiceLoss smooth_nr = smooth_dr default
+from SwinX2SLib.loss import SMOOTH, SwinX2SLoss
 
 
 def _one_voxel(probabilities: tuple[float, float]) -> torch.Tensor:
@@ -53,7 +53,8 @@ def test_identical_views_have_no_kl_and_weight_zero_drops_it() -> None:
     loss = SwinX2SLoss()
     same = loss.terms(logits, logits.clone(), label)
     assert float(same.mutual) == pytest.approx(0.0, abs=1e-7)
-    assert torch.allclose(same.total, loss.dice_ce(logits, label.unsqueeze(1)))
+    monai_dice_ce = DiceCELoss(to_onehot_y=True, softmax=True)
+    assert torch.allclose(same.total, monai_dice_ce(logits, label.unsqueeze(1)))
     no_kl = SwinX2SLoss(kl_weight=0.0)(logits, other, label)
     assert torch.allclose(no_kl, loss.terms(logits, other, label).supervised)
     assert loss(logits, other, label) > no_kl
@@ -73,3 +74,47 @@ def test_mismatched_shapes_are_rejected() -> None:
         SwinX2SLoss()(torch.zeros(1, 3, 2, 2, 2), torch.zeros(1, 3, 2, 2, 3), torch.zeros(1, 1, 2, 2, 2))
     with pytest.raises(ValueError, match="does not match logits"):
         SwinX2SLoss()(torch.zeros(1, 3, 2, 2, 2), torch.zeros(1, 3, 2, 2, 2), torch.zeros(1, 1, 2, 2, 3))
+
+
+def _composed(p: torch.Tensor, q: torch.Tensor | None, label: torch.Tensor,
+              kl_weight: float) -> tuple[torch.Tensor, ...]:
+    """The loss as the published trainer composes it: MONAI DiceCELoss per view plus F.kl_div both ways."""
+    dice_ce = DiceCELoss(to_onehot_y=True, softmax=True)
+    if q is None:
+        supervised = dice_ce(p, label.unsqueeze(1))
+        return supervised, supervised, torch.zeros(())
+
+    def kl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # KLDivLoss(reduction="mean")(log_softmax a, softmax b)
+        return F.kl_div(F.log_softmax(a, 1), F.softmax(b, 1), reduction="sum") / a.numel()
+
+    supervised = (dice_ce(p, label.unsqueeze(1)) + dice_ce(q, label.unsqueeze(1))) / 2
+    mutual = (kl(p, q) + kl(q, p)) / 2
+    return supervised + kl_weight * mutual, supervised, mutual
+
+
+@pytest.mark.parametrize("two_views", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_closed_form_loss_and_gradients_equal_the_composed_monai_loss(two_views: bool, dtype: torch.dtype) -> None:
+    """Values and gradients of every term, for a batch of 2, 7 classes (one absent from the labels), sharp logits."""
+    torch.manual_seed(1)
+    p = (4 * torch.randn(2, 7, 6, 5, 4, dtype=dtype)).requires_grad_()
+    q = (4 * torch.randn(2, 7, 6, 5, 4, dtype=dtype)).requires_grad_() if two_views else None
+    label = torch.randint(0, 6, (2, 6, 5, 4))
+    inputs = (p, q) if two_views else (p,)
+    tolerance = {"rtol": 1e-10, "atol": 1e-14} if dtype == torch.float64 else {"rtol": 2e-5, "atol": 1e-8}
+    ours = SwinX2SLoss(kl_weight=0.7).terms(p, q, label)
+    reference = _composed(p, q, label, 0.7)
+    for term, (mine, theirs) in enumerate(zip(ours, reference, strict=True)):
+        if not two_views and term == 2:
+            assert float(mine) == 0.0
+            continue
+        torch.testing.assert_close(mine.double(), theirs.double(), **tolerance)
+        mine_grads = torch.autograd.grad(mine, inputs, retain_graph=True)
+        their_grads = torch.autograd.grad(theirs, inputs, retain_graph=True)
+        for a, b in zip(mine_grads, their_grads, strict=True):
+            torch.testing.assert_close(a, b, **tolerance)
+
+
+def test_labels_outside_the_classes_are_rejected() -> None:
+    with pytest.raises(ValueError, match=r"label values must lie in \[0, 3\)"):
+        SwinX2SLoss()(torch.zeros(1, 3, 2, 2, 2), torch.zeros(1, 3, 2, 2, 2), torch.full((1, 1, 2, 2, 2), 3))

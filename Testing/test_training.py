@@ -20,6 +20,7 @@ import torch
 from SwinX2SLib import catalogue
 from SwinX2SLib.conventions import ModelGrid, sitk_from_array
 from SwinX2SLib.errors import InputError
+from SwinX2SLib.precision import cpu_has_native_bfloat16
 from SwinX2SLib.training.augment import AugmentParams, augment_sample, sample_params
 from SwinX2SLib.training.config import (
     PRESETS,
@@ -53,7 +54,7 @@ def test_config_round_trip(tmp_path: Path, suffix: str) -> None:
     again = load_config(path)
     assert again == config
     assert again.optim.lr == 3e-4 and again.data.pool_size == 7
-    assert again.model.img_size == (64, 64, 96) and isinstance(again.augment.zoom, tuple)
+    assert again.model.img_size == (96, 96, 128) and isinstance(again.augment.zoom, tuple)
 
 
 def test_config_presets_and_merging(tmp_path: Path) -> None:
@@ -382,6 +383,80 @@ def test_loss_falls_when_fitting_one_phantom(tmp_path: Path, phantom_cache: Path
     Trainer(config, tmp_path / "run").fit()
     losses = [r["loss"] for r in read_log(tmp_path / "run") if r["event"] == "step"]
     assert np.mean(losses[-4:]) < 0.85 * np.mean(losses[:4]), losses
+
+
+@pytest.mark.skipif(not cpu_has_native_bfloat16(), reason="this CPU has no native bfloat16 (AVX512_BF16 / AMX)")
+def test_bfloat16_and_channels_last_training_follow_float32(tmp_path: Path, phantom_cache: Path) -> None:
+    """The fast CPU options (bfloat16 autocast; channels-last kernels) train the same model as plain float32 does.
+
+    Same seed and data, two threads: the losses of each run stay within a few percent of plain float32 step by step,
+    the gradients stay finite (the loss falls), the kernels are channels-last while training with that option, and
+    every export is an ordinary contiguous float32 model.
+    """
+    from SwinX2SLib.checkpoints import load_model_dir
+    from SwinX2SLib.training.logging import read_log
+    from SwinX2SLib.training.trainer import Trainer
+
+    losses = {}
+    for name, precision, channels_last in (("plain", "float32", False), ("bfloat16", "bfloat16", False),
+                                           ("channels_last", "float32", True)):
+        config = _smoke(tmp_path, phantom_cache, data={"pool_size": 1}, model={"prior_bias_samples": 0},
+                        optim={"epochs": 1, "steps_per_epoch": 12, "lr": 5e-3, "min_lr": 5e-3,
+                               "precision": precision, "channels_last": channels_last},
+                        schedule={"val_every": 1, "deterministic": False, "threads": 2})
+        trainer = Trainer(config, tmp_path / name)
+        trainer.fit()
+        kernels = [m.weight for m in trainer.model.modules() if isinstance(m, torch.nn.Conv3d)]
+        layouts = {k.is_contiguous(memory_format=torch.channels_last_3d) for k in kernels
+                   if k.shape[1] > 1 and k.shape[2:].numel() > 1}  # (one channel or 1x1x1: both layouts at once)
+        assert layouts == {channels_last}
+        losses[name] = np.array([r["loss"] for r in read_log(tmp_path / name) if r["event"] == "step"])
+        model, card = load_model_dir(tmp_path / name / "model")
+        assert card.training["config"]["optim"]["precision"] == precision
+        assert all(v.dtype == torch.float32 and v.is_contiguous() for v in model.state_dict().values()
+                   if v.is_floating_point())
+    for name in ("bfloat16", "channels_last"):
+        assert np.isfinite(losses[name]).all() and losses[name][-3:].mean() < 0.9 * losses[name][:3].mean()
+        np.testing.assert_allclose(losses[name], losses["plain"], rtol=0.05)
+
+
+def test_a_deterministic_run_leaves_the_process_mode_as_it_found_it(tmp_path: Path, phantom_cache: Path) -> None:
+    from SwinX2SLib.training.trainer import Trainer
+
+    seen: list[bool] = []
+    config = _smoke(tmp_path, phantom_cache, optim={"epochs": 1, "steps_per_epoch": 1},
+                    schedule={"val_every": 0, "export_best": False})
+    trainer = Trainer(config, tmp_path / "run",
+                      callback=lambda record: seen.append(torch.are_deterministic_algorithms_enabled()))
+    assert config.schedule.deterministic and not torch.are_deterministic_algorithms_enabled()
+    trainer.fit()
+    assert seen and all(seen) and not torch.are_deterministic_algorithms_enabled()
+
+
+def test_bfloat16_falls_back_to_float32_with_a_warning_where_the_cpu_lacks_it(
+        tmp_path: Path, phantom_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from SwinX2SLib import precision
+    from SwinX2SLib.training.logging import read_log
+    from SwinX2SLib.training.trainer import Trainer
+
+    monkeypatch.setattr(precision, "cpu_has_native_bfloat16", lambda: False)
+    dtypes: list[torch.dtype] = []
+    monkeypatch.setattr(Trainer, "_step", lambda self, net, batch, *rest: dtypes.append(rest[4]) or (1.0, {}))
+    config = _smoke(tmp_path, phantom_cache, optim={"epochs": 1, "precision": "bfloat16"},
+                    schedule={"val_every": 0, "export_best": False, "deterministic": False})
+    Trainer(config, tmp_path / "run").fit()
+    warnings = [r["message"] for r in read_log(tmp_path / "run") if r["event"] == "warning"]
+    assert dtypes == [None, None] and len(warnings) == 1 and "training in float32" in warnings[0]
+
+
+def test_precision_is_checked_in_the_configuration() -> None:
+    assert config_from_dict({"optim": {"precision": "bfloat16"}}).optim.precision == "bfloat16"
+    with pytest.raises(InputError, match="optim.precision must be float32 or bfloat16"):
+        config_from_dict({"optim": {"precision": "float16"}})
+    with pytest.raises(InputError, match="bfloat16 cannot be combined with schedule.deterministic"):
+        config_from_dict({"optim": {"precision": "bfloat16"}, "schedule": {"deterministic": True}})
+    with pytest.raises(InputError, match="bfloat16 cannot be combined with optim.channels_last"):
+        config_from_dict({"optim": {"precision": "bfloat16", "channels_last": True}})
 
 
 def test_a_new_output_layer_starts_at_the_class_prior(tmp_path: Path, phantom_cache: Path) -> None:

@@ -22,7 +22,7 @@ from .errors import InputError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["PRECISIONS", "exact_float32", "resolve_precision"]
+__all__ = ["PRECISIONS", "cpu_has_native_bfloat16", "exact_float32", "resolve_precision"]
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 """Choices of ``--precision``; ``auto`` = float32 on the CPU, float16 on CUDA."""
@@ -64,3 +64,16 @@ def exact_float32() -> Iterator[None]:
         yield
     finally:
         torch.backends.cudnn.allow_tf32 = saved
+
+
+def cpu_has_native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512_BF16 or AMX tiles), where oneDNN's bfloat16 kernels win.
+
+    Elsewhere bfloat16 is emulated and autocast to it is far slower than float32 (see :func:`resolve_precision`).
+    """
+    import torch
+
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # a PyTorch without these probes: assume emulation
+        return False
