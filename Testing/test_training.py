@@ -60,7 +60,12 @@ def test_config_round_trip(tmp_path: Path, suffix: str) -> None:
 def test_config_presets_and_merging(tmp_path: Path) -> None:
     for name in PRESETS:
         assert config_from_dict({"preset": name, "data": {"root": str(tmp_path)}}).preset == name
-    paper = config_from_dict({"preset": "paper", "data": {"root": "x"}})
+    paper = config_from_dict({"preset": "paper", "data": {"root": str(tmp_path)}})
+    assert paper.data.source == "ct"  # "auto": no data_list.json in the folder
+    (tmp_path / "data_list.json").write_text("{}")
+    assert config_from_dict({"preset": "paper", "data": {"root": str(tmp_path)}}).data.source == "published"
+    with pytest.raises(InputError, match="no such folder"):
+        config_from_dict({"preset": "paper", "data": {"root": str(tmp_path / "missing")}})
     assert (paper.optim.lr, paper.optim.weight_decay, paper.optim.epochs, paper.optim.warmup_epochs) == (
         3e-5, 0.5, 250, 20)
     # a file states only what differs; the rest of the section comes from the preset

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     from ..memory import retain_freed_memory
-    from ..training.config import apply_overrides, config_from_dict, load_config
+    from ..training.config import apply_overrides, config_from_dict, load_config, override_mapping
     from ..training.trainer import Trainer
 
     retain_freed_memory()  # a training step re-allocates the same volumes: keep them in the heap
@@ -71,9 +71,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.output:
             raise InputError("--output", "give the run folder with -o RUN_DIR")
-        config = load_config(args.config) if args.config else config_from_dict({"preset": args.preset}, "--preset")
-        if args.overrides:
-            config = apply_overrides(config, args.overrides)
+        if args.config:
+            config = apply_overrides(load_config(args.config), args.overrides)
+        else:
+            config = config_from_dict(override_mapping({"preset": args.preset}, args.overrides), "--preset")
         trainer = Trainer(config, args.output, reporter=reporter, command=command)
     result = trainer.fit()
     reporter.result({

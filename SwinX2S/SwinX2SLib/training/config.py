@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,11 +34,12 @@ __all__ = [
     "apply_overrides",
     "config_from_dict",
     "load_config",
+    "override_mapping",
     "preset_dict",
     "save_config",
 ]
 
-DataSource = Literal["phantom", "published", "ct"]
+DataSource = Literal["phantom", "published", "ct", "auto"]
 LabelConvention = Literal["catalogue", "totalsegmentator", "ctpelvic1k", "ctspine1k", "verse", "ribseg"]
 
 
@@ -71,7 +72,9 @@ class DataConfig:
 
     Args:
         source: ``"phantom"`` (seeded procedural phantoms rendered to DRRs), ``"published"`` (a folder with
-            ``data_list.json`` as published with Swin-X2S) or ``"ct"`` (CT + label cases rendered to DRRs).
+            ``data_list.json`` as published with Swin-X2S), ``"ct"`` (CT + label cases rendered to DRRs, e.g. the
+            TotalSegmentator download) or ``"auto"`` (``published`` when ``root`` holds a ``data_list.json``, else
+            ``ct``; resolved when the configuration is read, so a run folder records the concrete source).
         root: the data folder (``published`` / ``ct``).
         label_convention: how ``ct`` labels are numbered (see :mod:`SwinX2SLib.training.data`).
         subset_task: for ``published`` data of a subset task (``femur``, ``pelvic``, ``spine``, ``rib``): labels are
@@ -252,7 +255,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "name": "paper",
         "model": {"variant": "base"},
-        "data": {"source": "published"},
+        "data": {"source": "auto"},  # the published data_list.json layout, or CT case folders (TotalSegmentator)
         "optim": {"lr": 3e-5, "weight_decay": 0.5, "epochs": 250, "warmup_epochs": 20, "batch_size": 1},
     },
     # Fine-tuning on one's own CTs: start from a model, lower learning rate, short schedule.
@@ -337,6 +340,8 @@ def config_from_dict(mapping: dict[str, Any], source: str = "config") -> TrainCo
             sections[key] = cls(**{k: _coerced(hints[k], _tupled(v), f"{key}.{k}") for k, v in values.items()})
         except (TypeError, ValueError) as exc:
             raise InputError(source, f"section {key!r}: {exc}") from None
+    if sections["data"].source == "auto":
+        sections["data"] = replace(sections["data"], source=_detect_source(sections["data"].root, source))
     config = TrainConfig(name=str(merged.get("name", "run")), preset=preset, **sections)
     _validate(config, source)
     return config
@@ -374,9 +379,18 @@ def save_config(config: TrainConfig, path: str | Path, overwrite: bool = True) -
 
 def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
     """Apply ``section.key=value`` overrides (values parsed as YAML, e.g. ``optim.lr=1e-4``)."""
+    return config_from_dict(override_mapping(config.to_dict(), overrides), "overrides")
+
+
+def override_mapping(mapping: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """A copy of a configuration mapping with ``section.key=value`` overrides applied (not yet validated).
+
+    ``swinx2s train --preset NAME --set ...`` builds its configuration from ``{"preset": NAME}`` with the overrides
+    before validating, so a preset that needs ``data.root`` can take it from ``--set``.
+    """
     import yaml
 
-    mapping = config.to_dict()
+    mapping = copy.deepcopy(mapping)
     for item in overrides:
         key, sep, raw = item.partition("=")
         section, dot, name = key.strip().partition(".")
@@ -384,10 +398,19 @@ def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
             raise InputError(item, "overrides look like section.key=value, e.g. optim.lr=1e-4")
         value = yaml.safe_load(raw)
         if dot:
-            mapping[section][name] = value
+            mapping.setdefault(section, {})[name] = value
         else:
             mapping[section] = value
-    return config_from_dict(mapping, "overrides")
+    return mapping
+
+
+def _detect_source(root: str | None, source: str) -> str:
+    """``data.source: auto``: ``published`` for a folder with ``data_list.json``, else ``ct`` (case folders)."""
+    if not root:
+        raise InputError(source, "data.root is required for data.source auto (the data folder)")
+    if not Path(root).is_dir():
+        raise InputError(root, "data.root: no such folder")
+    return "published" if (Path(root) / "data_list.json").is_file() else "ct"
 
 
 def _validate(config: TrainConfig, source: str) -> None:
@@ -407,7 +430,7 @@ def _validate(config: TrainConfig, source: str) -> None:
         (config.optim.steps_per_epoch is None or config.optim.steps_per_epoch >= 1, "optim.steps_per_epoch >= 1"),
         (len(config.model.img_size) == 3, "model.img_size must be (X, Y, Z)"),
         (config.model.prior_bias_samples >= 0, "model.prior_bias_samples must be >= 0"),
-        (config.data.source in ("phantom", "published", "ct"), "data.source must be phantom, published or ct"),
+        (config.data.source in ("phantom", "published", "ct"), "data.source must be phantom, published, ct or auto"),
         (config.data.source == "phantom" or config.data.root, f"data.root is required for {config.data.source!r}"),
         (0.0 <= config.augment.prob <= 1.0 and 0.0 <= config.augment.rotate180_prob <= 1.0, "probabilities in [0,1]"),
         (config.augment.zoom[0] <= config.augment.zoom[1], "augment.zoom must be (low, high)"),

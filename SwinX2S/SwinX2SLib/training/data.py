@@ -51,6 +51,7 @@ __all__ = [
     "SampleCache",
     "TrainingDataset",
     "build_datasets",
+    "case_split",
     "convert_labels",
     "labels_from_mask_folder",
     "split_binary_ribs",
@@ -453,6 +454,40 @@ def _resized(sample: Sample, shape: tuple[int, int, int]) -> tuple[torch.Tensor,
     return coronal, sagittal, label
 
 
+def case_split(root: str | Path, names: Sequence[str]) -> dict[str, list[str]] | None:
+    """The ``train`` / ``val`` / ``test`` case lists of a CT folder's ``meta.csv``, as TotalSegmentator ships it.
+
+    TotalSegmentator's ``meta.csv`` is ``;``-separated with an ``image_id`` and a ``split`` column (``train``,
+    ``val``, ``test``); ``,`` works too. Only case folders present in ``names`` are listed.
+
+    Returns:
+        ``{"train": [...], "val": [...], "test": [...]}`` (sorted), or None without a ``meta.csv``.
+
+    Raises:
+        InputError: the file lacks those columns, or leaves no training case.
+    """
+    import csv
+
+    path = Path(root) / "meta.csv"
+    if not path.is_file():
+        return None
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"cannot read the case list ({exc})") from None
+    rows = list(csv.DictReader(text.splitlines(), delimiter=";" if ";" in text.partition("\n")[0] else ","))
+    if not rows or not {"image_id", "split"} <= set(rows[0]):
+        raise InputError(path, "expected 'image_id' and 'split' columns (TotalSegmentator's meta.csv)")
+    present = set(names)
+    split: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for row in rows:
+        if row["image_id"] in present and row["split"] in split:
+            split[row["split"]].append(row["image_id"])
+    if not split["train"]:
+        raise InputError(path, "no case of this folder is in the 'train' split")
+    return {key: sorted(value) for key, value in split.items()}
+
+
 def build_datasets(config: TrainConfig, cache_dir: str | Path) -> tuple[TrainingDataset, TrainingDataset | None]:
     """The training and validation datasets a configuration describes.
 
@@ -474,10 +509,14 @@ def build_datasets(config: TrainConfig, cache_dir: str | Path) -> tuple[Training
         val_src = PublishedCases(data.root, "validation", data.subset_task, cache)
     else:
         every = CTCases(data.root, data.label_convention, data.preset, shape, views, cache)
-        order = np.random.default_rng(config.schedule.seed).permutation(len(every))
-        n_val = round(len(every) * data.val_fraction) if len(every) > 1 else 0
-        val_names = [every.names[i] for i in sorted(order[:n_val])]
-        train_names = [n for n in every.names if n not in set(val_names)]
+        split = case_split(data.root, every.names)
+        if split is None:
+            order = np.random.default_rng(config.schedule.seed).permutation(len(every))
+            n_val = round(len(every) * data.val_fraction) if len(every) > 1 else 0
+            val_names = [every.names[i] for i in sorted(order[:n_val])]
+            train_names = [n for n in every.names if n not in set(val_names)]
+        else:
+            train_names, val_names = split["train"], split["val"]
         train_src = CTCases(data.root, data.label_convention, data.preset, shape, views, cache, train_names)
         val_src = CTCases(data.root, data.label_convention, data.preset, shape, views, cache, val_names)
     train = TrainingDataset(train_src, shape, config.augment, config.schedule.seed)

@@ -156,20 +156,28 @@ def evaluate_model(model: nn.Module, dataset: TrainingDataset, device: torch.dev
 
 
 def holdout_dataset(config: TrainConfig, cache_dir: str | Path) -> TrainingDataset | None:
-    """Cases never used for training or model selection: the held-out phantom seeds, or a published ``test`` list.
+    """Cases never used for training or model selection: the held-out phantom seeds, a published ``test`` list, or
+    the ``test`` split of a CT folder's ``meta.csv`` (TotalSegmentator).
 
-    Returns None for CT data (keep a separate folder of test cases and evaluate it with ``swinx2s evaluate``).
+    Returns None for CT data without such a split (keep a separate folder of test cases and evaluate it with
+    ``swinx2s evaluate``).
     """
-    from SwinX2SLib.training.data import PhantomCases, PublishedCases, SampleCache
+    from SwinX2SLib.training.data import CTCases, PhantomCases, PublishedCases, SampleCache, case_split
 
     data, shape = config.data, tuple(config.model.img_size)
+    cache = SampleCache(data.cache_dir or cache_dir)
     if data.source == "phantom":
         source = PhantomCases(data.holdout_seed_start, data.holdout_count, shape, config.model.in_channels,
-                              data.preset, data.phantom_spacing_mm, SampleCache(data.cache_dir or cache_dir))
+                              data.preset, data.phantom_spacing_mm, cache)
     elif data.source == "published":
-        source = PublishedCases(data.root, "test", data.subset_task, SampleCache(data.cache_dir or cache_dir))
+        source = PublishedCases(data.root, "test", data.subset_task, cache)
     else:
-        return None
+        every = CTCases(data.root, data.label_convention, data.preset, shape, config.model.in_channels, cache)
+        split = case_split(data.root, every.names)
+        if split is None or not split["test"]:
+            return None
+        source = CTCases(data.root, data.label_convention, data.preset, shape, config.model.in_channels, cache,
+                         split["test"])
     return TrainingDataset(source, shape)
 
 
@@ -219,7 +227,7 @@ def _describe_holdout(config: TrainConfig) -> str:
     data = config.data
     if data.source == "phantom":
         return f"phantom seeds {data.holdout_seed_start}..{data.holdout_seed_start + data.holdout_count - 1}"
-    return f"the 'test' list of {data.root}"
+    return f"the 'test' {'list' if data.source == 'published' else 'split in meta.csv'} of {data.root}"
 
 
 def _session_times(records: list[dict[str, Any]]) -> list[float]:
