@@ -18,8 +18,8 @@ from SwinX2SLib.conventions import (
     ct_to_model_grid,
     display_to_image,
     image_to_display,
+    read_published_ct_hu,
     read_published_pair,
-    read_published_volume,
 )
 from SwinX2SLib.errors import InputError
 from SwinX2SLib.io import read_xray
@@ -284,17 +284,6 @@ def test_cuda_matches_cpu():
         np.testing.assert_allclose(gpu.sagittal, cpu.sagittal, atol=1e-4)
 
 
-def _sample_hu(ct_path: Path) -> tuple[np.ndarray, ModelGrid]:
-    """A published sample CT (rescaled, 0..~190) mapped back to HU.
-
-    The published ``ct.nii.gz`` stores about ``(HU + 1024) / 16`` with a case-dependent offset; the fat peak of
-    the histogram (the most common value between 40 and 90) is taken as -100 HU.
-    """
-    values, grid = read_published_volume(ct_path)
-    fat = 40 + int(np.argmax(np.bincount(values.astype(np.int64).ravel(), minlength=90)[40:90]))
-    return 16.0 * (values - fat) - 100.0, grid
-
-
 _CANDIDATES = {
     "identity": lambda a: a,
     "flip_rows": lambda a: a[::-1],
@@ -316,7 +305,7 @@ def test_published_samples_correlate_with_our_drrs_better_than_any_flip(official
         coronal_path = sorted(case.glob("*/*_input_cor.nii.gz"))[0]
         published = dict(zip(("coronal", "sagittal"), read_published_pair(
             coronal_path, coronal_path.with_name(coronal_path.name.replace("_cor", "_sag")))[:2], strict=False))
-        hu, grid = _sample_hu(case / "ct.nii.gz")
+        hu, grid = read_published_ct_hu(case / "ct.nii.gz")
         ours = drr.render_from_model_grid(hu, grid, "published")
         minmax = drr.render_from_model_grid(hu, grid, "published_minmax")
         for view, image, alternative in (("coronal", ours.coronal[0], minmax.coronal[0]),
