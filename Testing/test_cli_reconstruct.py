@@ -265,6 +265,23 @@ def test_demo_says_plainly_when_the_model_is_not_trained_enough():
     assert model_quality_note(ModelCard(classes=(), metrics={"holdout": {"cases": 20, "dice": 0.83}})) == ""
 
 
+def test_demo_default_seed_is_unseen_and_seen_seeds_are_named():
+    from SwinX2SLib.checkpoints import ModelCard, read_model_card
+    from SwinX2SLib.cli.demo import DEMO_SEED, seed_seen_in_training
+    from SwinX2SLib.inference import DEFAULT_MODEL_DIR
+    from SwinX2SLib.training.config import config_from_dict
+
+    recipe = config_from_dict({"preset": "default_model"}).to_dict()
+    card = read_model_card(DEFAULT_MODEL_DIR)
+    for candidate in (card, ModelCard(classes=(), training={"config": recipe})):
+        assert seed_seen_in_training(candidate, DEMO_SEED) == ""
+    trained = ModelCard(classes=(), training={"config": recipe})
+    data = recipe["data"]
+    assert "training phantoms (seeds 0..299)" in seed_seen_in_training(trained, data["pool_size"] - 1)
+    assert "validation phantoms" in seed_seen_in_training(trained, data["val_seed_start"])
+    assert seed_seen_in_training(trained, data["holdout_seed_start"]) == ""  # scored on, never trained on
+
+
 def test_demo_without_default_model_says_so(tmp_path, capsys, monkeypatch):
     import SwinX2SLib.inference
 

@@ -20,6 +20,9 @@ from typing import Any
 from .common import add_device_arguments, add_overwrite_argument, add_progress_argument, reporter_from_args
 
 REPORT_FILES = ("overview.png", "report.json", "report.md")
+DEMO_SEED = 5_000_000
+"""The demo's default phantom: above the training pools (from 0), validation (900000...) and held-out (1000000...)
+seeds of the built-in recipe, so the demo scores a phantom the model has never seen."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,7 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-o", "--output", default="swinx2s-demo", help="output folder (default: ./swinx2s-demo)")
     p.add_argument("--model", help="model folder (default: the built-in default model)")
-    p.add_argument("--seed", type=int, default=0, help="phantom seed")
+    p.add_argument("--seed", type=int, default=DEMO_SEED,
+                   help=f"phantom seed (default {DEMO_SEED}: outside every seed range the built-in model trained, "
+                        "selected or was scored on)")
     add_device_arguments(p)
     add_overwrite_argument(p)
     add_progress_argument(p)
@@ -66,6 +71,9 @@ def _run(args: argparse.Namespace, reporter: Any) -> int:
     quality = model_quality_note(reconstructor.card)
     if quality:
         reporter.warn(quality)
+    seen = seed_seen_in_training(reconstructor.card, args.seed)
+    if seen:
+        reporter.warn(seen)
     stages = {"load": time.perf_counter() - start}
     reporter.update("phantom", 0.05, f"building phantom (seed {args.seed})")
     phantom = make_phantom(seed=args.seed, shape=reconstructor.img_size)
@@ -116,6 +124,24 @@ def model_quality_note(card: Any) -> str:
     if dice < MIN_USEFUL_HOLDOUT_DICE:
         return (f"this model is NOT trained enough to be useful: held-out mean Dice {dice:.3f} on "
                 f"{holdout.get('cases', '?')} phantoms (model card); the output only demonstrates the pipeline")
+    return ""
+
+
+def seed_seen_in_training(card: Any, seed: int) -> str:
+    """A warning when phantom ``seed`` was a training or validation phantom of the model (from its card), else "".
+
+    A phantom the model trained on (or was selected on) scores better than new anatomy would, so the demo says so.
+    """
+    data = (((getattr(card, "training", None) or {}).get("config") or {}).get("data") or {})
+    if data.get("source") != "phantom":
+        return ""
+    ranges = {"validation": (data.get("val_seed_start"), data.get("val_count"))}
+    if data.get("pool_size"):
+        ranges["training"] = (data.get("phantom_seed"), data.get("pool_size"))
+    for role, (start, count) in ranges.items():
+        if start is not None and count and start <= seed < start + count:
+            return (f"phantom seed {seed} is one of the model's {role} phantoms (seeds {start}..{start + count - 1}): "
+                    "its score flatters the model; use another --seed to see unseen anatomy")
     return ""
 
 
