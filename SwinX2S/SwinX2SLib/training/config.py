@@ -278,7 +278,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "augment": {"prob": 0.3, "zoom": [0.95, 1.05], "rotate_deg": 3.0, "shift_fraction": [0.03, 0.03, 0.02],
                     "intensity_prob": 0.2, "rotate180_prob": 0.0},
         "optim": {
-            "lr": 2e-3, "weight_decay": 0.01, "min_lr": 5e-5, "epochs": 30, "warmup_epochs": 1,
+            "lr": 2e-3, "weight_decay": 0.01, "min_lr": 5e-5, "epochs": 20, "warmup_epochs": 1,
             "steps_per_epoch": 100, "batch_size": 1, "precision": "bfloat16",
         },
         "schedule": {"val_every": 2, "threads": 2, "checkpoint_every_steps": 50},
