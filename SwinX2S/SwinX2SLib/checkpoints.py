@@ -48,6 +48,7 @@ __all__ = [
     "load_model_dir",
     "load_pretrained_encoder",
     "load_published_checkpoint",
+    "load_torch_file",
     "model_from_published",
     "read_model_card",
     "save_model_dir",
@@ -201,8 +202,19 @@ def infer_published_config(state_dict: Mapping[str, torch.Tensor]) -> PublishedC
     return PublishedConfig(variant, (size_xy, size_xy, size_z), in_channels, num_classes)
 
 
-def _torch_load(path: Path, what: str) -> Any:
-    """``torch.load`` with ``weights_only=True``; pickled code or a broken file becomes a ModelError."""
+def load_torch_file(path: Path, what: str) -> Any:
+    """``torch.load`` with ``weights_only=True``; pickled code or a broken file becomes a ModelError.
+
+    Every ``.pt`` / ``.pth`` file the project reads goes through here (published checkpoints, ImageNet encoders,
+    training-run checkpoints), so no file can execute code when it is loaded.
+
+    Args:
+        path: the file.
+        what: what the file should be, for the error message (e.g. ``"published checkpoint"``).
+
+    Raises:
+        ModelError: missing, unreadable or truncated file, or pickled objects other than tensors and plain data.
+    """
     import torch
 
     if not path.is_file():
@@ -231,7 +243,7 @@ def load_published_checkpoint(path: str | PathLike[str]) -> dict[str, torch.Tens
         ModelError: missing/unreadable file, pickled code, or no state dict inside.
     """
     path = Path(path)
-    checkpoint = _torch_load(path, "published checkpoint")
+    checkpoint = load_torch_file(path, "published checkpoint")
     if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get("state_dict"), Mapping):
         checkpoint = checkpoint["state_dict"]
     if not isinstance(checkpoint, Mapping) or not checkpoint:
@@ -569,7 +581,7 @@ def load_pretrained_encoder(model: SwinX2S | SwinEncoder2D, path: str | PathLike
 
         checkpoint: Any = load_file(str(path))
     else:
-        checkpoint = _torch_load(path, "ImageNet Swin checkpoint")
+        checkpoint = load_torch_file(path, "ImageNet Swin checkpoint")
     for wrapper in ("model", "state_dict"):
         if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get(wrapper), Mapping):
             checkpoint = checkpoint[wrapper]

@@ -67,14 +67,15 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.overrides:
             raise InputError("--set", "a resumed run keeps its configuration; start a new run to change it")
-        trainer = Trainer(None, args.resume, resume=True, reporter=reporter, command=command)
+        trainer = Trainer(None, args.resume, resume=True, reporter=reporter, command=command,
+                          overwrite=args.overwrite)
     else:
         if not args.output:
             raise InputError("--output", "give the run folder with -o RUN_DIR")
         config = load_config(args.config) if args.config else config_from_dict({"preset": args.preset}, "--preset")
         if args.overrides:
             config = apply_overrides(config, args.overrides)
-        trainer = Trainer(config, args.output, reporter=reporter, command=command)
+        trainer = Trainer(config, args.output, reporter=reporter, command=command, overwrite=args.overwrite)
     result = trainer.fit()
     reporter.result({
         "run_dir": str(result.run_dir), "epoch": result.epoch, "step": result.step,

@@ -193,8 +193,9 @@ class ScheduleConfig:
         checkpoint_every_steps: also write ``last`` every n steps within an epoch (0: at epoch ends only).
         log_every: write a step record every n steps.
         export_best: write the model directory ``RUN_DIR/model`` whenever validation improves.
-        export_dir: also write the best model to this model directory whenever validation improves (e.g. the
-            model shipped with SwinX2S), with the full model card.
+        export_dir: also write the best model to this model directory whenever validation improves, with the
+            full model card. A folder that exists and was not written by this run stops the run before its first
+            step unless ``swinx2s train --overwrite`` is given.
         export_holdout: evaluate the held-out cases for the card of ``export_dir``.
     """
 
@@ -269,8 +270,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "lr": 2e-3, "weight_decay": 0.01, "min_lr": 5e-5, "epochs": 16, "warmup_epochs": 0.5,
             "steps_per_epoch": 25, "batch_size": 1,
         },
-        "schedule": {"val_every": 2, "threads": 1, "checkpoint_every_steps": 10,
-                     "export_dir": "SwinX2S/SwinX2SLib/models/default", "export_holdout": True},
+        "schedule": {"val_every": 2, "threads": 1, "checkpoint_every_steps": 10, "export_holdout": True},
     },
     # Seconds-long configuration for tests and smoke runs.
     "smoke": {
