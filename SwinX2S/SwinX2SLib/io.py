@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import json
 import os
+import shutil
+import signal
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -29,9 +33,13 @@ __all__ = [
     "RASTER_SUFFIXES",
     "XRay",
     "atomic_write",
+    "finite_json",
     "prepare_output_dir",
     "read_volume",
     "read_xray",
+    "staged_outputs",
+    "write_json",
+    "write_png",
     "write_segmentation",
     "write_volume",
 ]
@@ -244,39 +252,138 @@ def read_xray(path: str | PathLike[str], pixel_spacing_mm: float | None = None) 
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | PathLike[str], overwrite: bool = False) -> Iterator[Path]:
+def atomic_write(path: str | PathLike[str], overwrite: bool = False,
+                 verify: Callable[[Path], None] | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
 
-    On any exception (including ``KeyboardInterrupt``) the temporary file is removed and ``path`` is untouched.
+    Before the rename the temporary file is flushed to disk (``fsync``, which reports a full disk that buffered
+    writes hid) and checked: it must exist and not be empty, and ``verify`` (e.g. reading it back) must pass. On any
+    exception (including ``KeyboardInterrupt``) the temporary file is removed and ``path`` is untouched.
+
+    Args:
+        path: the final file.
+        overwrite: replace an existing ``path``.
+        verify: called with the temporary path; raises when the file is incomplete or unreadable.
 
     Raises:
-        OutputError: ``path`` exists and ``overwrite`` is false, or its folder does not exist.
+        OutputError: ``path`` exists and ``overwrite`` is false, its folder does not exist, or the file could not
+            be written completely (full disk, file size limit, I/O error).
     """
     path = Path(path)
+    _check_output_name(path)
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: already exists (use --overwrite to replace it)")
     if not path.parent.is_dir():
         raise OutputError(f"{path}: folder {path.parent} does not exist")
     tmp = path.parent / f".tmp-{uuid.uuid4().hex[:8]}-{path.name}"
     try:
-        yield tmp
-        if not tmp.exists():
-            raise OutputError(f"{path}: nothing was written")
+        try:
+            yield tmp
+            if not tmp.exists() or tmp.stat().st_size == 0:
+                raise OutputError(f"{path}: nothing was written")
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if verify is not None:
+                verify(tmp)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot be written ({exc.strerror or _reason(exc)})") from None
+        except InputError as exc:
+            raise OutputError(f"{path}: the written file is incomplete ({exc.reason}); disk full?") from None
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
 
 
+def _check_output_name(path: Path) -> None:
+    """Output paths must be text the file-format libraries can encode (ITK aborts on undecodable bytes)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise OutputError(f"{os.fsdecode(path)!a}: the output path is not valid UTF-8; rename it") from None
+
+
+PARTIAL_PREFIX = ".swinx2s-partial-"
+"""Name prefix of the staging folders of :func:`staged_outputs` (``<prefix><pid>-<random>``)."""
+
+
+def _remove_stale_stages(folder: Path) -> None:
+    """Remove staging folders left by killed processes (the process id in the name no longer runs)."""
+    for stage in folder.glob(f"{PARTIAL_PREFIX}*"):
+        pid = stage.name[len(PARTIAL_PREFIX):].partition("-")[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(stage, ignore_errors=True)
+        except PermissionError:  # a live process of another user
+            pass
+
+
+@contextlib.contextmanager
+def staged_outputs(folder: str | PathLike[str], names: Iterable[str], overwrite: bool = False) -> Iterator[Path]:
+    """All outputs of one command appear together or not at all.
+
+    Checks (before anything is computed) that none of ``names`` exists in ``folder`` unless ``overwrite``, then
+    yields a hidden staging folder inside ``folder``. When the block succeeds every file written into the
+    staging folder is moved to the same relative path in ``folder`` (with SIGINT and SIGTERM held back until the
+    last one is in place); on any error or interruption the staging folder is removed and ``folder`` is as
+    before. Staging folders of killed processes are removed by :func:`prepare_output_dir`.
+
+    Args:
+        folder: the output folder (created if needed).
+        names: the outputs, relative to ``folder`` (a folder name counts when it is not empty).
+        overwrite: replace existing outputs.
+
+    Raises:
+        OutputError: an output exists and ``overwrite`` is false, or the folder is not writable.
+    """
+    folder = prepare_output_dir(folder)
+    if not overwrite:
+        for name in names:
+            path = folder / name
+            if path.exists() and not (path.is_dir() and not any(path.iterdir())):
+                raise OutputError(f"{path}: already exists (use --overwrite to replace the outputs)")
+    stage = folder / f"{PARTIAL_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    stage.mkdir()
+    try:
+        yield stage
+        staged = sorted(p for p in stage.rglob("*") if p.is_file())
+        if not overwrite:  # names only known after computing (e.g. one image per view) are checked here
+            taken = [folder / p.relative_to(stage) for p in staged if (folder / p.relative_to(stage)).exists()]
+            if taken:
+                raise OutputError(f"{taken[0]}: already exists (use --overwrite to replace the outputs)")
+        held = {signal.SIGINT, signal.SIGTERM}
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            for path in staged:
+                final = folder / path.relative_to(stage)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, final)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
 def prepare_output_dir(path: str | PathLike[str]) -> Path:
-    """Create ``path`` if needed and check it is a writable folder, before any computation starts."""
+    """Create ``path`` if needed and check it is a writable folder, before any computation starts.
+
+    Staging folders that killed runs left in it (:func:`staged_outputs`) are removed.
+    """
     path = Path(path)
+    _check_output_name(path)
     if path.exists() and not path.is_dir():
         raise OutputError(f"{path}: exists and is not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{path}: cannot create output folder ({_reason(exc)})") from None
+    _remove_stale_stages(path)
     probe = path / f".write-test-{uuid.uuid4().hex[:8]}"
     try:
         probe.write_bytes(b"")
@@ -286,11 +393,71 @@ def prepare_output_dir(path: str | PathLike[str]) -> Path:
     return path
 
 
+def _verify_image(image: sitk.Image) -> Callable[[Path], None]:
+    """A check for :func:`atomic_write`: the written file reads back complete, with the size of ``image``."""
+
+    def verify(path: Path) -> None:
+        written = _read_itk(path)
+        if written.GetSize()[:image.GetDimension()] != image.GetSize():
+            raise InputError(path, f"reads back with size {written.GetSize()}, expected {image.GetSize()}")
+
+    return verify
+
+
+def _sitk_write(image: sitk.Image, path: Path) -> None:
+    try:
+        sitk.WriteImage(image, str(path), True)
+    except RuntimeError as exc:
+        raise OSError(_reason(exc)) from None
+
+
 def write_volume(image: sitk.Image, path: str | PathLike[str], overwrite: bool = False) -> Path:
-    """Write an image (NIfTI, NRRD, MHA, ...; chosen by suffix) atomically, compressed."""
+    """Write an image (NIfTI, NRRD, MHA, ...; chosen by suffix) atomically, compressed, verified by reading back."""
     path = Path(path)
+    with atomic_write(path, overwrite, verify=_verify_image(image)) as tmp:
+        _sitk_write(image, tmp)
+    return path
+
+
+def _verify_png(path: Path) -> None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(path, _reason(exc)) from None
+
+
+def write_png(pixels: np.ndarray, path: str | PathLike[str], overwrite: bool = False) -> Path:
+    """Write a uint8 image ``(rows, cols)`` or ``(rows, cols, 3)`` as PNG, atomically, verified by reading back."""
+    from PIL import Image
+
+    path = Path(path)
+    with atomic_write(path, overwrite, verify=_verify_png) as tmp:
+        Image.fromarray(np.ascontiguousarray(pixels)).save(tmp, format="PNG")
+    return path
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None (strict JSON has no NaN / Infinity)."""
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def write_json(document: Any, path: str | PathLike[str], overwrite: bool = False) -> Path:
+    """Write ``document`` as strict JSON (NaN / infinite numbers become null), atomically."""
+    path = Path(path)
+    text = json.dumps(finite_json(document), indent=1, allow_nan=False) + "\n"
     with atomic_write(path, overwrite) as tmp:
-        sitk.WriteImage(image, str(tmp), True)
+        tmp.write_text(text, encoding="utf-8")
     return path
 
 
@@ -345,6 +512,6 @@ def write_segmentation(labels: sitk.Image, path: str | PathLike[str], overwrite:
     ijk_to_lps[:3, :3] = np.array(labels.GetDirection()).reshape(3, 3) * np.array(labels.GetSpacing())
     ijk_to_lps[:3, 3] = labels.GetOrigin()
     segmentation = {"voxels": voxels, "ijkToLPS": ijk_to_lps, "encoding": "gzip", "segments": _segments(voxels)}
-    with atomic_write(path, overwrite) as tmp:
+    with atomic_write(path, overwrite, verify=_verify_image(labels)) as tmp:
         slicerio.write_segmentation(str(tmp), segmentation)
     return path

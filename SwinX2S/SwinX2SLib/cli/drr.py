@@ -52,18 +52,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render and write the images; prints a JSON result with ``--progress json``."""
-    import json
     from pathlib import Path
 
     import numpy as np
     import SimpleITK as sitk
     import torch
-    from PIL import Image
 
     from SwinX2SLib import drr
     from SwinX2SLib.conventions import DEFAULT_GRID_SHAPE, image_to_display
     from SwinX2SLib.errors import InputError
-    from SwinX2SLib.io import atomic_write, prepare_output_dir, read_volume, write_volume
+    from SwinX2SLib.io import read_volume, staged_outputs, write_json, write_png, write_volume
 
     if args.views < 1:
         raise InputError("--views", f"must be at least 1, got {args.views}")
@@ -76,40 +74,38 @@ def run(args: argparse.Namespace) -> int:
     if str(args.device).startswith("cuda") and not torch.cuda.is_available():
         raise InputError("--device", f"{args.device} requested but no CUDA device is available (use --device cpu)")
     reporter = reporter_from_args(args)
-    out_dir = prepare_output_dir(args.output)
-    reporter.update("read", 0.0, f"reading {args.ct}")
-    ct = read_volume(args.ct)
-    reporter.update("render", 0.3, f"{args.geometry} {args.preset} DRRs, {args.views} per side")
-    inputs = drr.render_model_inputs(
-        ct, args.preset, tuple(args.shape or DEFAULT_GRID_SHAPE), args.views, fov_mm=args.fov,
-        geometry=args.geometry, sid_mm=sid, sdd_mm=sdd, device=args.device,
-    )
-    reporter.update("write", 0.7, f"writing to {out_dir}")
-    files, geometry = [], []
-    for index, radiograph in enumerate(inputs.radiographs):
-        first = index in (0, args.views)
-        stem = radiograph.view if first else f"{radiograph.view}_{radiograph.angle_deg:g}deg"
-        display = np.ascontiguousarray(image_to_display(radiograph.image, radiograph.view), dtype=np.float32)
-        image = sitk.GetImageFromArray(display)
-        image.SetSpacing(_display_spacing_xy(radiograph.spacing_mm))
-        files.append(str(write_volume(image, out_dir / f"{stem}.nii.gz", overwrite=args.overwrite)))
-        png = out_dir / f"{stem}.png"
-        with atomic_write(png, overwrite=args.overwrite) as tmp:
-            Image.fromarray(np.round(display * 255.0).astype(np.uint8)).save(tmp, format="PNG")
-        files.append(str(png))
-        geometry.append({"file": f"{stem}.nii.gz", **radiograph.to_dict()})
-    summary = {
-        "ct": str(Path(args.ct)),
-        "preset": args.preset,
-        "geometry": args.geometry,
-        "views": args.views,
-        "grid": inputs.grid.to_dict(),
-        "images": geometry,
-    }
-    geometry_path = out_dir / "geometry.json"
-    with atomic_write(geometry_path, overwrite=args.overwrite) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2))
-    files.append(str(geometry_path))
+    names = [f"{view}.{ext}" for view in ("coronal", "sagittal") for ext in ("nii.gz", "png")] + ["geometry.json"]
+    out_dir = Path(args.output)
+    with staged_outputs(out_dir, names, args.overwrite) as stage:
+        reporter.update("read", 0.0, f"reading {args.ct}")
+        ct = read_volume(args.ct)
+        reporter.update("render", 0.3, f"{args.geometry} {args.preset} DRRs, {args.views} per side")
+        inputs = drr.render_model_inputs(
+            ct, args.preset, tuple(args.shape or DEFAULT_GRID_SHAPE), args.views, fov_mm=args.fov,
+            geometry=args.geometry, sid_mm=sid, sdd_mm=sdd, device=args.device,
+        )
+        reporter.update("write", 0.7, f"writing to {out_dir}")
+        files, geometry = [], []
+        for index, radiograph in enumerate(inputs.radiographs):
+            first = index in (0, args.views)
+            stem = radiograph.view if first else f"{radiograph.view}_{radiograph.angle_deg:g}deg"
+            display = np.ascontiguousarray(image_to_display(radiograph.image, radiograph.view), dtype=np.float32)
+            image = sitk.GetImageFromArray(display)
+            image.SetSpacing(_display_spacing_xy(radiograph.spacing_mm))
+            write_volume(image, stage / f"{stem}.nii.gz")
+            write_png(np.round(display * 255.0).astype(np.uint8), stage / f"{stem}.png")
+            files += [str(out_dir / f"{stem}.nii.gz"), str(out_dir / f"{stem}.png")]
+            geometry.append({"file": f"{stem}.nii.gz", **radiograph.to_dict()})
+        summary = {
+            "ct": str(Path(args.ct)),
+            "preset": args.preset,
+            "geometry": args.geometry,
+            "views": args.views,
+            "grid": inputs.grid.to_dict(),
+            "images": geometry,
+        }
+        write_json(summary, stage / "geometry.json")
+        files.append(str(out_dir / "geometry.json"))
     reporter.update("done", 1.0, f"{len(files)} files written")
     reporter.result({"files": files, **summary})
     return 0

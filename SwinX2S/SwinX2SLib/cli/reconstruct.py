@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, reporter: ProgressReporter) -> int:
     from ..errors import InputError
-    from ..inference import Reconstructor, check_outputs_free, planned_outputs, write_reconstruction
-    from ..io import prepare_output_dir
+    from ..inference import OUTPUT_NAMES, Reconstructor, check_outputs_free, planned_outputs, stage_reconstruction
+    from ..io import prepare_output_dir, staged_outputs
 
     kind = _input_kind(args)
     folder = prepare_output_dir(args.output)
@@ -76,21 +76,21 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter) -> int:
     check_outputs_free(planned, args.overwrite)
     if args.label is not None and kind == "xray":
         raise InputError(args.label, "a ground truth can only be aligned with a CT or a published input pair")
+    inputs = _read_inputs(args, kind)  # input errors come before the model is loaded
     reporter.update("load", 0.01, "loading the model")
     reconstructor = Reconstructor(args.model, args.device, progress=reporter.update, precision=args.precision)
-    result = _reconstruct(reconstructor, args, kind)
+    result = _reconstruct(reconstructor, args, kind, inputs)
     evaluation = _evaluate(result, args.label, kind) if args.label is not None else None
     reporter.update("write", 0.9, f"writing outputs to {folder}")
-    summary = write_reconstruction(result, folder, overwrite=args.overwrite, meshes=args.meshes,
-                                   evaluation=evaluation)
-    if args.measure:
-        from ..inference import OUTPUT_NAMES
-        from ..measurements import measure_report
+    with staged_outputs(folder, [p.name for p in planned], args.overwrite) as stage:
+        summary = stage_reconstruction(result, stage, folder, meshes=args.meshes, evaluation=evaluation)
+        if args.measure:
+            from ..measurements import measure_report
 
-        reporter.update("measure", 0.95, "clinical measurements")
-        against = args.label if kind == "ct" else None
-        written = measure_report(folder / OUTPUT_NAMES["labels"], folder, against=against, overwrite=args.overwrite)
-        summary["outputs"].update({path.name: str(path) for path in written})
+            reporter.update("measure", 0.95, "clinical measurements")
+            against = args.label if kind == "ct" else None
+            written = measure_report(stage / OUTPUT_NAMES["labels"], stage, against=against, overwrite=True)
+            summary["outputs"].update({path.name: str(folder / path.name) for path in written})
     reporter.update("done", 1.0, f"{len(result.segments)} segments")
     payload: dict[str, Any] = {"output_dir": str(folder), "outputs": summary["outputs"],
                                "segments": len(result.segments), "device": result.device,
@@ -122,15 +122,26 @@ def _input_kind(args: argparse.Namespace) -> str:
     return "xray"
 
 
-def _reconstruct(reconstructor: Any, args: argparse.Namespace, kind: str) -> Any:
-    from ..io import read_volume
+def _read_inputs(args: argparse.Namespace, kind: str) -> tuple[Any, Any]:
+    """Read and check the input images (CT and label, or both radiographs) before anything else is done."""
+    from ..conventions import read_published_pair
+    from ..io import read_volume, read_xray
 
     if kind == "ct":
-        return reconstructor.reconstruct_ct(read_volume(args.ct), read_volume(args.label) if args.label else None,
-                                            args.largest_component, source={"ct": str(args.ct)})
+        return read_volume(args.ct), read_volume(args.label) if args.label else None
     if kind == "published":
-        return reconstructor.reconstruct_published(args.coronal, args.sagittal, args.largest_component)
-    return reconstructor.reconstruct_xrays(args.coronal, args.sagittal, args.pixel_spacing, args.largest_component)
+        read_published_pair(args.coronal, args.sagittal)
+        return args.coronal, args.sagittal
+    return read_xray(args.coronal, args.pixel_spacing), read_xray(args.sagittal, args.pixel_spacing)
+
+
+def _reconstruct(reconstructor: Any, args: argparse.Namespace, kind: str, inputs: tuple[Any, Any]) -> Any:
+    first, second = inputs
+    if kind == "ct":
+        return reconstructor.reconstruct_ct(first, second, args.largest_component, source={"ct": str(args.ct)})
+    if kind == "published":
+        return reconstructor.reconstruct_published(first, second, args.largest_component)
+    return reconstructor.reconstruct_xrays(first, second, args.pixel_spacing, args.largest_component)
 
 
 def _evaluate(result: Any, label_path: str, kind: str) -> Any:
