@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import math
 import os
 import shutil
 import signal
+import struct
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -35,6 +37,7 @@ __all__ = [
     "atomic_write",
     "finite_json",
     "prepare_output_dir",
+    "read_image",
     "read_volume",
     "read_xray",
     "staged_outputs",
@@ -71,20 +74,84 @@ def _check_values(path: Path, array: np.ndarray, what: str) -> None:
         raise InputError(path, f"the {what} contains NaN or infinite values")
 
 
-def _check_gzip_complete(path: Path) -> None:
-    """ITK silently zero-fills a truncated ``.gz`` stream; decompress it once to catch that."""
+MAX_VOXELS = 2**31
+"""Largest image a header may describe (voxels); checked before anything is allocated."""
+
+
+def _check_gzip_complete(path: Path) -> int:
+    """ITK silently zero-fills a truncated ``.gz`` stream; decompress it once to catch that.
+
+    Returns:
+        The (decompressed) length of the file in bytes.
+    """
     if path.suffix.lower() != ".gz":
-        return
+        return path.stat().st_size
+    length = 0
     try:
         with gzip.open(path, "rb") as stream:
-            while stream.read(1 << 24):
-                pass
+            while chunk := stream.read(1 << 24):
+                length += len(chunk)
     except (OSError, EOFError) as exc:
         raise InputError(path, f"cannot be read: corrupt or truncated compressed file ({_reason(exc)})") from None
+    return length
 
 
-def _read_itk(path: Path) -> sitk.Image:
-    _check_gzip_complete(path)
+_NIFTI_FLOATS = {16: "f4", 64: "f8"}  # NIfTI datatype codes of real floating-point voxels
+
+
+def _nifti_layout(header: bytes) -> tuple[int, int, int, str | None] | None:
+    """``(voxel offset, voxels, bytes per voxel, numpy float dtype or None)`` of a NIfTI-1/2 header (None: not
+    NIfTI)."""
+    for order in "<>":
+        if len(header) >= 348 and struct.unpack(f"{order}i", header[:4])[0] == 348:
+            dims = struct.unpack(f"{order}8h", header[40:56])
+            datatype, bitpix = struct.unpack(f"{order}2h", header[70:74])
+            offset = struct.unpack(f"{order}f", header[108:112])[0]
+        elif len(header) >= 540 and struct.unpack(f"{order}i", header[:4])[0] == 540:
+            datatype, bitpix = struct.unpack(f"{order}2h", header[12:16])
+            dims = struct.unpack(f"{order}8q", header[16:80])
+            offset = struct.unpack(f"{order}q", header[168:176])[0]
+        else:
+            continue
+        voxels = math.prod(max(int(d), 1) for d in dims[1:1 + min(max(int(dims[0]), 0), 7)])
+        dtype = order + _NIFTI_FLOATS[datatype] if datatype in _NIFTI_FLOATS else None
+        return int(offset) if math.isfinite(offset) else -1, voxels, max(int(bitpix), 0) // 8, dtype
+    return None
+
+
+def _check_nifti_complete(path: Path, length: int) -> None:
+    """Refuse a NIfTI file whose voxel data is shorter than its header says (ITK reads the rest as zeros)."""
+    name = path.name.lower()
+    if not name.endswith((".nii", ".nii.gz")):
+        return
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        layout = _nifti_layout(handle.read(540))
+        if layout is None:
+            raise InputError(path, "is not a NIfTI file (no NIfTI-1/2 header)")
+        offset, voxels, size, dtype = layout
+        if voxels > MAX_VOXELS:
+            raise InputError(path, f"the header describes {voxels} voxels, more than the {MAX_VOXELS} accepted")
+        if offset < 0 or length < offset + voxels * size:
+            raise InputError(path, f"is truncated: the header describes {voxels * size} bytes of voxel data from "
+                                   f"byte {offset}, but the file holds {length} bytes")
+        if dtype is not None:  # ITK reads NaN voxels of a NIfTI file as 0: look at the stored values
+            handle.seek(offset)
+            for _ in range(0, voxels, 1 << 22):
+                if not np.all(np.isfinite(np.frombuffer(handle.read(size << 22), dtype=dtype))):
+                    raise InputError(path, "the voxel data contains NaN or infinite values")
+
+
+def read_image(path: str | PathLike[str]) -> sitk.Image:
+    """Read any image file SimpleITK reads, refusing what it would silently get wrong.
+
+    Raises:
+        InputError: missing, unreadable, a truncated gzip stream or NIfTI file, a header describing more than
+            :data:`MAX_VOXELS` voxels, NaN / infinite NIfTI voxels (ITK reads those as 0).
+    """
+    path = Path(path)
+    _check_exists(path)
+    _check_nifti_complete(path, _check_gzip_complete(path))
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -100,11 +167,35 @@ def _read_dicom_series(path: Path) -> sitk.Image:
     files = max((reader.GetGDCMSeriesFileNames(str(path), s) for s in series), key=len)
     if len(series) > 1:
         warnings.warn(f"{path}: {len(series)} DICOM series found; using the largest ({len(files)} files)", stacklevel=3)
+    _warn_slice_gaps(path, files)
     reader.SetFileNames(files)
     try:
         return reader.Execute()
     except RuntimeError as exc:
         raise InputError(path, f"DICOM series cannot be read ({_reason(exc)})") from None
+
+
+def _warn_slice_gaps(path: Path, files: Sequence[str]) -> None:
+    """Warn when the slices of a DICOM series are not evenly spaced (ITK then averages the spacing silently)."""
+    if len(files) < 3:
+        return
+    info = sitk.ImageFileReader()
+    positions = []
+    for name in files:
+        info.SetFileName(name)
+        try:
+            info.ReadImageInformation()
+        except RuntimeError as exc:
+            raise InputError(name, f"DICOM slice cannot be read ({_reason(exc)})") from None
+        positions.append(np.array(info.GetOrigin()))
+    normal = np.array(info.GetDirection()).reshape(3, 3)[:, 2]
+    steps = np.diff([float(p @ normal) for p in positions])
+    typical = float(np.median(np.abs(steps)))
+    worst = int(np.argmax(np.abs(np.abs(steps) - typical)))
+    if typical > 0 and abs(abs(steps[worst]) - typical) > 0.1 * typical:
+        warnings.warn(f"{path}: slice gap of {abs(steps[worst]):.3g} mm between {Path(files[worst]).name} and "
+                      f"{Path(files[worst + 1]).name} (the other slices are {typical:.3g} mm apart): a slice is "
+                      "missing or the series is irregular; the volume uses the average spacing", stacklevel=4)
 
 
 def read_volume(path: str | PathLike[str]) -> sitk.Image:
@@ -115,7 +206,7 @@ def read_volume(path: str | PathLike[str]) -> sitk.Image:
     """
     path = Path(path)
     _check_exists(path)
-    image = _read_dicom_series(path) if path.is_dir() else _read_itk(path)
+    image = _read_dicom_series(path) if path.is_dir() else read_image(path)
     if image.GetDimension() == 4 and image.GetSize()[3] == 1:
         image = image[:, :, :, 0]
     if image.GetDimension() != 3:
@@ -185,7 +276,7 @@ def _read_dicom_xray(path: Path) -> tuple[np.ndarray, tuple[float, float] | None
 
 
 def _read_itk_xray(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
-    image = _read_itk(path)
+    image = read_image(path)
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(path, f"unsupported pixel type {image.GetPixelIDTypeAsString()} (need one channel)")
     if image.GetDimension() == 3:
@@ -397,7 +488,7 @@ def _verify_image(image: sitk.Image) -> Callable[[Path], None]:
     """A check for :func:`atomic_write`: the written file reads back complete, with the size of ``image``."""
 
     def verify(path: Path) -> None:
-        written = _read_itk(path)
+        written = read_image(path)
         if written.GetSize()[:image.GetDimension()] != image.GetSize():
             raise InputError(path, f"reads back with size {written.GetSize()}, expected {image.GetSize()}")
 
