@@ -396,7 +396,10 @@ class ModelCard:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ModelError(f"{source}: unknown field(s) {unknown}")
-        if int(data.get("format_version", 0)) > FORMAT_VERSION:
+        version = data.get("format_version", 0)
+        if not _is_int(version, 0, 10**6):
+            raise ModelError(f"{source}: format_version must be a whole number, got {version!r}")
+        if version > FORMAT_VERSION:
             raise ModelError(
                 f"{source}: format version {data['format_version']} is newer than this SwinX2S supports "
                 f"({FORMAT_VERSION}); update SwinX2S"
@@ -404,9 +407,65 @@ class ModelCard:
         missing = [k for k in ("config", "img_size", "num_classes", "classes", "sha256") if k not in data]
         if missing:
             raise ModelError(f"{source}: missing field(s) {missing}")
+        _check_card_fields(data, source)
         data["img_size"] = tuple(data["img_size"])
         data["classes"] = tuple(data["classes"])
         return cls(**data)
+
+
+MAX_IMG_SIZE = 512
+"""Largest model grid side a model card may ask for (voxels), checked before anything is allocated."""
+
+MAX_ARCHITECTURE = {"feature_size": 384, "depths": 32, "num_heads": 64}
+"""Largest architecture numbers a model card may ask for (feature size; blocks and heads per stage)."""
+
+
+def _is_int(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _check_card_fields(data: dict[str, Any], source: str) -> None:
+    """Types and sizes of the ``model.json`` fields, so that a malformed or hostile card fails with one line
+    before any tensor is allocated.
+
+    Raises:
+        ModelError: naming the field and the problem.
+    """
+    size = data["img_size"]
+    if not (isinstance(size, list) and len(size) == 3 and all(_is_int(v, 32, MAX_IMG_SIZE) and v % 32 == 0
+                                                               for v in size)):
+        raise ModelError(f"{source}: img_size must be three multiples of 32 between 32 and {MAX_IMG_SIZE}, "
+                         f"got {size!r}")
+    if not _is_int(data.get("in_channels", 1), 1, 12):
+        raise ModelError(f"{source}: in_channels must be a whole number from 1 to 12, got {data['in_channels']!r}")
+    if not _is_int(data["num_classes"], 2, NUM_CLASSES):
+        raise ModelError(f"{source}: num_classes must be a whole number from 2 to {NUM_CLASSES}, "
+                         f"got {data['num_classes']!r}")
+    if not (isinstance(data["classes"], list) and all(isinstance(c, str) for c in data["classes"])):
+        raise ModelError(f"{source}: classes must be a list of class names")
+    if not isinstance(data["sha256"], str):
+        raise ModelError(f"{source}: sha256 must be a string")
+    config = data["config"]
+    if not isinstance(config, dict):
+        raise ModelError(f"{source}: config must be an object with feature_size, depths and num_heads")
+    for key, limit in MAX_ARCHITECTURE.items():
+        value = config.get(key)
+        values = value if isinstance(value, list) else [value]
+        if not values or len(values) > 8 or not all(_is_int(v, 1, limit) for v in values):
+            raise ModelError(f"{source}: config.{key} must be {'a list of ' if key != 'feature_size' else ''}"
+                             f"whole numbers from 1 to {limit}, got {value!r}")
+    preprocessing = data.get("preprocessing", {})
+    if not isinstance(preprocessing, dict):
+        raise ModelError(f"{source}: preprocessing must be an object")
+    if "drr_preset" in preprocessing:
+        from .drr import PRESETS
+
+        if preprocessing["drr_preset"] not in PRESETS:
+            raise ModelError(f"{source}: preprocessing.drr_preset {preprocessing['drr_preset']!r} is not one of "
+                             f"{sorted(PRESETS)}")
+    if preprocessing.get("geometry", "parallel") not in ("parallel", "perspective"):
+        raise ModelError(f"{source}: preprocessing.geometry must be 'parallel' or 'perspective', "
+                         f"got {preprocessing['geometry']!r}")
 
 
 def _sha256(path: Path) -> str:

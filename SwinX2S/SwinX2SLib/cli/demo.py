@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .common import add_device_arguments, add_overwrite_argument, add_progress_argument, reporter_from_args
+from .common import SEED, add_device_arguments, add_overwrite_argument, add_progress_argument, reporter_from_args
 
 REPORT_FILES = ("overview.png", "report.json", "report.md")
 
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-o", "--output", default="swinx2s-demo", help="output folder (default: ./swinx2s-demo)")
     p.add_argument("--model", help="model folder (default: the built-in default model)")
-    p.add_argument("--seed", type=int, default=0, help="phantom seed")
+    p.add_argument("--seed", type=SEED, default=0, help="phantom seed")
     add_device_arguments(p)
     add_overwrite_argument(p)
     add_progress_argument(p)

@@ -13,7 +13,15 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_overwrite_argument, add_progress_argument, reporter_from_args
+from .common import (
+    GRID_SIZE,
+    SEED,
+    add_overwrite_argument,
+    add_progress_argument,
+    bounded,
+    check_grid,
+    reporter_from_args,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,13 +33,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "analytic femur, pelvis, vertebra and rib measurements, and an overview PNG.",
     )
     p.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same phantom; default 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="random seed (same seed, same phantom; default 0)")
     p.add_argument(
-        "--shape", type=int, nargs=3, default=None, metavar=("X", "Y", "Z"), help="grid size (default 128 128 160)"
+        "--shape", type=GRID_SIZE, nargs=3, default=None, metavar=("X", "Y", "Z"),
+        help="grid size (default 128 128 160)",
     )
     p.add_argument(
         "--spacing",
-        type=float,
+        type=bounded(float, 0, 50, above=True, unit=" mm"),
         default=None,
         metavar="MM",
         help="isotropic voxel size; default: the field of view spans the Z axis (about 4-6.5 mm for 160 slices)",
@@ -46,15 +55,10 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from SwinX2SLib.conventions import DEFAULT_GRID_SHAPE
-    from SwinX2SLib.errors import InputError
     from SwinX2SLib.io import staged_outputs, write_png
     from SwinX2SLib.phantom import make_phantom
 
-    shape = tuple(args.shape or DEFAULT_GRID_SHAPE)
-    if min(shape) < 8:
-        raise InputError("--shape", f"each size must be at least 8 voxels, got {list(shape)}")
-    if args.spacing is not None and not args.spacing > 0:
-        raise InputError("--spacing", f"must be a positive number of mm, got {args.spacing}")
+    shape = check_grid(args.shape or DEFAULT_GRID_SHAPE)
     reporter = reporter_from_args(args)
     out_dir = Path(args.output)
     names = ("ct.nii.gz", "labels.nii.gz", "truth.json", "overview.png")

@@ -19,7 +19,13 @@ import sys
 from typing import Any
 
 from ..progress import ProgressReporter
-from .common import add_device_arguments, add_overwrite_argument, add_progress_argument, reporter_from_args
+from .common import (
+    add_device_arguments,
+    add_overwrite_argument,
+    add_progress_argument,
+    bounded,
+    reporter_from_args,
+)
 
 _PUBLISHED = re.compile(r"_input_(cor|sag)\.nii(\.gz)?$")
 
@@ -41,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
     p.add_argument("--model", help="model folder (model.safetensors + model.json); default: the built-in model")
     add_device_arguments(p)
-    p.add_argument("--pixel-spacing", type=float, metavar="MM",
+    p.add_argument("--pixel-spacing", type=bounded(float, 0, 10, above=True, unit=" mm"), metavar="MM",
                    help="pixel spacing of both radiographs in mm (overrides the files)")
     p.add_argument("--meshes", choices=("stl", "obj", "vtp"), help="also write one surface mesh per bone (RAS)")
     p.add_argument("--largest-component", action="store_true",
