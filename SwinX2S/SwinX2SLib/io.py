@@ -35,9 +35,11 @@ __all__ = [
     "RASTER_SUFFIXES",
     "XRay",
     "atomic_write",
+    "check_ct_shows_bone",
     "finite_json",
     "prepare_output_dir",
     "read_image",
+    "read_label_map",
     "read_volume",
     "read_xray",
     "staged_outputs",
@@ -49,6 +51,9 @@ __all__ = [
 
 DEFAULT_XRAY_SPACING_MM = 0.2
 """Pixel spacing assumed for X-ray files that carry none (a typical flat-panel detector pitch); a warning says so."""
+
+MAX_XRAY_PIXELS = 64_000_000
+"""Largest radiograph accepted (pixels; detectors have at most about 4300 x 4300), checked from the header."""
 
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 _SUPPORTED_PIXEL_IDS = {
@@ -214,7 +219,61 @@ def read_volume(path: str | PathLike[str]) -> sitk.Image:
     if image.GetPixelID() not in _SUPPORTED_PIXEL_IDS:
         raise InputError(path, f"unsupported pixel type {image.GetPixelIDTypeAsString()} (need one scalar channel)")
     _check_values(path, sitk.GetArrayViewFromImage(image), "volume")
+    spacing = image.GetSpacing()
+    if not all(SPACING_RANGE_MM[0] <= v <= SPACING_RANGE_MM[1] for v in spacing):
+        raise InputError(path, f"voxel spacing {tuple(round(v, 6) for v in spacing)} mm is implausible (each must be "
+                               f"{SPACING_RANGE_MM[0]}-{SPACING_RANGE_MM[1]} mm): check the file's header")
     return image
+
+
+SPACING_RANGE_MM = (0.01, 100.0)
+"""Voxel spacings accepted by :func:`read_volume` (mm); anything else is a broken header."""
+
+BONE_HU = 200.0
+"""A CT with no voxel above this value (HU) shows no bone."""
+
+
+def read_label_map(path: str | PathLike[str], reference: sitk.Image | None = None) -> sitk.Image:
+    """Read a label map (:func:`read_volume`) and check that it is one.
+
+    Args:
+        path: the label file.
+        reference: the CT it belongs to; the two must overlap in space.
+
+    Raises:
+        InputError: non-integer values (an image, not a label map), or no overlap with ``reference``.
+    """
+    image = read_volume(path)
+    values = sitk.GetArrayViewFromImage(image)
+    if np.issubdtype(values.dtype, np.floating) and not np.array_equal(values, np.round(values)):
+        raise InputError(path, "holds non-integer values: a label map holds whole class ids (is this an image?)")
+    if reference is not None:
+        low, high = _physical_box(image)
+        ref_low, ref_high = _physical_box(reference)
+        if np.any(high < ref_low) or np.any(ref_high < low):
+            raise InputError(path, "does not overlap the CT in space (another patient, or a different coordinate "
+                                   "system?)")
+    return image
+
+
+def _physical_box(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
+    """The LPS bounding box ``(low, high)`` of an image's voxel centres."""
+    size = np.array(image.GetSize()) - 1
+    corners = [image.TransformContinuousIndexToPhysicalPoint([float(c) for c in size * np.array(bits)])
+               for bits in np.ndindex(2, 2, 2)]
+    return np.min(corners, axis=0), np.max(corners, axis=0)
+
+
+def check_ct_shows_bone(ct: sitk.Image, path: str | PathLike[str]) -> None:
+    """Refuse a CT without bone (all air, soft tissue only, or not in HU): its segmentation would be invented.
+
+    Raises:
+        InputError: no voxel reaches :data:`BONE_HU`.
+    """
+    highest = float(np.max(sitk.GetArrayViewFromImage(ct)))
+    if highest < BONE_HU:
+        raise InputError(path, f"no voxel reaches {BONE_HU:g} HU (highest {highest:g}): the CT shows no bone, or it "
+                               "is not in Hounsfield units")
 
 
 @dataclass(frozen=True)
@@ -239,13 +298,16 @@ def _read_raster(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
 
     try:
         with Image.open(path) as img:
+            if img.width * img.height > MAX_XRAY_PIXELS:
+                raise InputError(path, f"is {img.width} x {img.height} pixels, more than the {MAX_XRAY_PIXELS} "
+                                       "accepted for a radiograph")
             img.load()
             if getattr(img, "n_frames", 1) > 1:
                 raise InputError(path, "has several frames; an X-ray must be a single 2-D image")
             if img.mode in ("RGB", "RGBA", "P", "LA"):
                 img = img.convert("L")
             array = np.asarray(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(path, f"cannot be read as an image: unsupported, corrupt or truncated ({_reason(exc)})") \
             from None
     return array.astype(np.float32), None
@@ -362,6 +424,8 @@ def atomic_write(path: str | PathLike[str], overwrite: bool = False,
     """
     path = Path(path)
     _check_output_name(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder, not a file name")
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: already exists (use --overwrite to replace it)")
     if not path.parent.is_dir():
@@ -379,14 +443,21 @@ def atomic_write(path: str | PathLike[str], overwrite: bool = False,
                 os.close(fd)
             if verify is not None:
                 verify(tmp)
+            os.replace(tmp, path)
         except OSError as exc:
-            raise OutputError(f"{path}: cannot be written ({exc.strerror or _reason(exc)})") from None
+            raise OutputError(f"{_shown(path)}: cannot be written ({exc.strerror or _reason(exc)})") from None
         except InputError as exc:
-            raise OutputError(f"{path}: the written file is incomplete ({exc.reason}); disk full?") from None
-        os.replace(tmp, path)
+            raise OutputError(f"{_shown(path)}: the written file is incomplete ({exc.reason}); disk full?") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _shown(path: Path) -> Path:
+    """The path a user knows: a file in a staging folder (:func:`staged_outputs`) by its final name."""
+    if path.parent.name.startswith(PARTIAL_PREFIX):
+        return path.parent.parent / path.name
+    return path
 
 
 def _check_output_name(path: Path) -> None:

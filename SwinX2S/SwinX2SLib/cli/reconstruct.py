@@ -131,10 +131,12 @@ def _input_kind(args: argparse.Namespace) -> str:
 def _read_inputs(args: argparse.Namespace, kind: str) -> tuple[Any, Any]:
     """Read and check the input images (CT and label, or both radiographs) before anything else is done."""
     from ..conventions import read_published_pair
-    from ..io import read_volume, read_xray
+    from ..io import check_ct_shows_bone, read_label_map, read_volume, read_xray
 
     if kind == "ct":
-        return read_volume(args.ct), read_volume(args.label) if args.label else None
+        ct = read_volume(args.ct)
+        check_ct_shows_bone(ct, args.ct)
+        return ct, read_label_map(args.label, ct) if args.label else None
     if kind == "published":
         read_published_pair(args.coronal, args.sagittal)
         return args.coronal, args.sagittal

@@ -261,9 +261,10 @@ def read_label_volume(path: str | PathLike[str], published: bool = False) -> Lab
     """
     from ..conventions import read_published_volume
     from ..errors import InputError
-    from ..io import read_volume
+    from ..io import read_label_map
 
-    volume = label_volume(*read_published_volume(path)) if published else label_volume_from_image(read_volume(path))
+    volume = (label_volume(*read_published_volume(path)) if published
+              else label_volume_from_image(read_label_map(path)))
     values = np.unique(volume.labels)
     if values.min() < 0 or values.max() >= catalogue.NUM_CLASSES:
         raise InputError(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -340,14 +341,35 @@ def load_config(path: str | Path) -> TrainConfig:
 
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise InputError(path, f"is {path.stat().st_size} bytes; a configuration has at most {MAX_CONFIG_BYTES}")
         text = path.read_text()
-    except OSError as exc:
-        raise InputError(path, f"cannot read the configuration ({exc.strerror or exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"cannot read the configuration ({getattr(exc, 'strerror', None) or exc})") from None
     try:
-        mapping = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        mapping = json.loads(text) if path.suffix.lower() == ".json" else _load_yaml(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise InputError(path, f"not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}") from None
+        reason = " ".join(str(exc).split())
+        raise InputError(path, f"not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {reason}") from None
     return config_from_dict(mapping or {}, str(path))
+
+
+MAX_CONFIG_BYTES = 1 << 20
+"""Largest configuration file accepted (bytes)."""
+
+
+def _load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` without aliases: ``*name`` references are refused (an alias bomb of a few hundred bytes
+    would otherwise expand to billions of nodes), and so is every ``!!python`` tag (safe_load never runs code)."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.YAMLError(f"aliases (*{self.peek_event().anchor}) are not accepted in a configuration")
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=NoAliasLoader)  # a SafeLoader subclass: no Python objects
 
 
 def save_config(config: TrainConfig, path: str | Path, overwrite: bool = True) -> Path:
@@ -374,7 +396,10 @@ def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
         section, dot, name = key.strip().partition(".")
         if not sep or (dot and section not in _SECTIONS) or (not dot and section not in ("name",)):
             raise InputError(item, "overrides look like section.key=value, e.g. optim.lr=1e-4")
-        value = yaml.safe_load(raw)
+        try:
+            value = _load_yaml(raw)
+        except yaml.YAMLError as exc:
+            raise InputError(item, f"not a valid YAML value ({' '.join(str(exc).split())})") from None
         if dot:
             mapping[section][name] = value
         else:
@@ -384,6 +409,7 @@ def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
 
 def _validate(config: TrainConfig, source: str) -> None:
     checks = [
+        (all(math.isfinite(v) for v in _numbers(config.to_dict())), "numbers must be finite (no .inf or .nan)"),
         (config.optim.lr > 0, "optim.lr must be positive"),
         (config.optim.epochs >= 1, "optim.epochs must be >= 1"),
         (config.optim.batch_size >= 1, "optim.batch_size must be >= 1"),
@@ -399,6 +425,15 @@ def _validate(config: TrainConfig, source: str) -> None:
     for ok, message in checks:
         if not ok:
             raise InputError(source, message)
+
+
+def _numbers(value: Any) -> list[float]:
+    """Every float in a nested configuration mapping."""
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _numbers(v)]
+    if isinstance(value, (list, tuple)):
+        return [n for v in value for n in _numbers(v)]
+    return [value] if isinstance(value, float) else []
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

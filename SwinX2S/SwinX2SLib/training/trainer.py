@@ -394,6 +394,11 @@ class Trainer:
             epoch_start = time.monotonic()
             for position, batch in enumerate(loader, start=skip):
                 loss, terms = self._step(net, batch, loss_fn, optimizer, scheduler, scaler, use_amp, ctx)
+                if not math.isfinite(loss):
+                    logger.log("stop", reason="non_finite_loss", epoch=epoch, step=state["step"])
+                    raise InputError(self.run_dir, f"the loss became {loss} at step {state['step'] + 1}: training "
+                                                   "diverged (lower optim.lr?); checkpoints/last.pt keeps the last "
+                                                   "good state")
                 losses.append(loss)
                 state["step"] += 1
                 state["step_in_epoch"] = position + 1
