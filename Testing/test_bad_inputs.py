@@ -158,6 +158,152 @@ def _published_list(tmp: Path, entries: object) -> list[str]:
     return _train_with(tmp, f"preset: smoke\ndata: {{source: published, root: {root}}}\n")
 
 
+def _model_folder(tmp: Path, **card_changes: object) -> Path:
+    """A valid model folder (random ``test`` weights, three classes), its ``model.json`` fields then changed."""
+    from SwinX2SLib.checkpoints import ModelCard, class_names, save_model_dir
+    from SwinX2SLib.network import create_model
+
+    folder = save_model_dir(create_model("test", img_size=(32, 32, 64), num_classes=3),
+                            tmp / "model", ModelCard(classes=tuple(class_names(3, "femur"))))
+    card = json.loads((folder / "model.json").read_text())
+    for key, value in card_changes.items():
+        section, _, name = key.partition(".")
+        if name:
+            card[section][name] = value
+        else:
+            card[key] = value
+    (folder / "model.json").write_text(json.dumps(card))
+    return folder
+
+
+def _xray(tmp: Path, name: str = "ap.png", rows: int = 120, cols: int = 90, seed: int = 0) -> Path:
+    """A radiograph-like 8-bit PNG: a bright vertical band and a blob on noise."""
+    rng = np.random.default_rng(seed)
+    image = rng.random((rows, cols)) * 0.2
+    image[:, cols // 2 - cols // 10: cols // 2 + cols // 10] += 0.6
+    image[rows // 3: rows // 2, cols // 5: cols // 3] += 0.5
+    Image.fromarray((image / image.max() * 255).astype(np.uint8)).save(tmp / name)
+    return tmp / name
+
+
+def _reconstruct_xrays(tmp: Path, coronal: Path, *extra: str) -> list[str]:
+    """``reconstruct`` with a bad AP image and a model folder that does not exist: the input error must come first."""
+    return ["reconstruct", "--coronal", str(coronal), "--sagittal", str(_xray(tmp, "lateral.png", seed=1)),
+            "-o", str(tmp / "out"), "--model", str(tmp / "model-not-loaded"), *extra]
+
+
+def _volume(tmp: Path, name: str, array: np.ndarray, spacing: float = 4.0) -> Path:
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((spacing,) * array.ndim)
+    sitk.WriteImage(image, str(tmp / name))
+    return tmp / name
+
+
+def _ct_array() -> np.ndarray:
+    """A 24³ 'CT' in HU: air around a water cylinder with a bone rod."""
+    _, y, x = np.mgrid[:24, :24, :24]
+    ct = np.where((y - 12) ** 2 + (x - 12) ** 2 < 81, 0, -1000).astype(np.int16)
+    ct[(y - 14) ** 2 + (x - 12) ** 2 < 4] = 1200
+    return ct
+
+
+def _reconstruct_ct(tmp: Path, ct: Path, label: Path | None = None) -> list[str]:
+    extra = ["--label", str(label)] if label else []
+    return ["reconstruct", "--ct", str(ct), *extra, "-o", str(tmp / "out"), "--model", str(tmp / "model-not-loaded")]
+
+
+def _cut(path: Path, keep: int) -> Path:
+    """``path`` cut to ``keep`` bytes (negative: that many bytes fewer)."""
+    data = path.read_bytes()
+    path.write_bytes(data[:keep])
+    return path
+
+
+def _nifti_header_claiming(tmp: Path, dims: tuple[int, ...]) -> Path:
+    """A tiny ``.nii`` whose header describes a huge grid."""
+    path = _volume(tmp, "huge.nii", np.ones((2, 2, 2), np.int16))
+    data = bytearray(path.read_bytes())
+    data[40:56] = np.array([len(dims), *dims, *[1] * (7 - len(dims))], "<i2").tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _png_claiming(tmp: Path, width: int, height: int) -> Path:
+    """A small PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    path = _xray(tmp, "bomb.png")
+    data = bytearray(path.read_bytes())
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _dicom_series_with_gap(tmp: Path) -> Path:
+    """Six 2.5 mm CT slices written as a DICOM series, the fourth left out."""
+    folder = tmp / "series"
+    folder.mkdir()
+    volume = sitk.GetImageFromArray(_ct_array()[:6])
+    volume.SetSpacing((4.0, 4.0, 2.5))
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for k in range(6):
+        if k == 3:
+            continue
+        piece = volume[:, :, k]
+        tags = {"0020|0032": "\\".join(map(str, volume.TransformIndexToPhysicalPoint((0, 0, k)))),
+                "0020|0013": str(k), "0008|0060": "CT", "0020|000e": "1.2.826.0.1.3680043.2.1125.17",
+                "0020|0037": "1\\0\\0\\0\\1\\0"}
+        for tag, value in tags.items():
+            piece.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"{k}.dcm"))
+        writer.Execute(piece)
+    return folder
+
+
+def _folder(tmp: Path, name: str) -> Path:
+    (tmp / name).mkdir()
+    return tmp / name
+
+
+def _replaced(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _existing(tmp: Path, name: str, argv: list[str]) -> list[str]:
+    """``argv`` after putting a user file ``out/name`` where the command would write."""
+    (tmp / "out").mkdir(exist_ok=True)
+    (tmp / "out" / name).write_text("the user's own file")
+    return argv
+
+
+def _gzip_cut(tmp: Path) -> Path:
+    """A valid gzip stream of a NIfTI file cut short (ITK reads the missing voxels as zeros)."""
+    plain = _volume(tmp, "full.nii", np.random.default_rng(0).random((60, 50)).astype(np.float32))
+    (tmp / "cut.nii.gz").write_bytes(gzip.compress(plain.read_bytes()[:-400]))
+    plain.unlink()
+    return tmp / "cut.nii.gz"
+
+
+def _shifted_label(tmp: Path) -> Path:
+    image = sitk.GetImageFromArray(np.ones((24, 24, 24), np.uint8))
+    image.SetSpacing((4.0, 4.0, 4.0))
+    image.SetOrigin((1000.0, 0.0, 0.0))
+    sitk.WriteImage(image, str(tmp / "label.nii.gz"))
+    return tmp / "label.nii.gz"
+
+
+def _tampered(folder: Path) -> Path:
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    return folder
+
+
 def _existing_export_dir(tmp: Path) -> list[str]:
     shipped = tmp / "shipped_model"
     shipped.mkdir()
@@ -197,6 +343,159 @@ CASES: list[Case] = [
     # ---- 2. nothing replaced without --overwrite
     Case("training config", "`schedule.export_dir` names an existing model folder", _existing_export_dir,
          "schedule.export_dir already exists", names="shipped_model"),
+    Case("reconstruct", "outputs exist, no `--overwrite`",
+         lambda t: _existing(t, "summary.json", _reconstruct_xrays(t, _xray(t))), "already exists",
+         names="summary.json"),
+    Case("drr", "`coronal.png` exists, no `--overwrite` (checked before rendering)",
+         lambda t: _existing(t, "coronal.png", ["drr", str(_volume(t, "ct.nii.gz", _ct_array())), "-o", "out"]),
+         "already exists", names="coronal.png"),
+    Case("phantom", "`truth.json` exists, no `--overwrite`",
+         lambda t: _existing(t, "truth.json", ["phantom", "-o", "out", "--shape", "16", "16", "16"]),
+         "already exists", names="truth.json"),
+    Case("evaluate", "`--json` names a folder (with `--overwrite`)", lambda t: [
+        "evaluate", "--pred", str(_volume(t, "a.nii.gz", np.ones((8, 8, 8), np.uint8))),
+        "--label", str(_volume(t, "b.nii.gz", np.ones((8, 8, 8), np.uint8))), "--json", str(_folder(t, "report")),
+        "--overwrite"], "is a folder", names="report"),
+    Case("reconstruct", "`-o` is an existing file",
+         lambda t: [*_reconstruct_xrays(t, _xray(t))[:5], "-o", str(_xray(t, "out.png"))],
+         "exists and is not a folder", names="out.png"),
+    Case("reconstruct", "`-o` is not valid UTF-8 (a C++ abort before)",
+         lambda t: [*_reconstruct_xrays(t, _xray(t))[:5], "-o", os.fsdecode(bytes(t / "out") + b"\xff")],
+         "not valid UTF-8", names="out"),
+    # ---- 4. truncated or inconsistent images
+    Case("X-ray", "file does not exist", lambda t: _reconstruct_xrays(t, t / "missing.png"), "does not exist"),
+    Case("X-ray", "PNG cut in half", lambda t: _reconstruct_xrays(t, _cut(_xray(t), 2000)), "truncated"),
+    Case("X-ray", "constant image", lambda t: _reconstruct_xrays(
+        t, _volume(t, "flat.nrrd", np.full((40, 30), 7.0, np.float32))), "constant"),
+    Case("X-ray", "2-D NIfTI with a NaN pixel (ITK reads it as 0)", lambda t: _reconstruct_xrays(
+        t, _volume(t, "nan.nii", np.where(np.eye(40, 30) > 0, np.nan, 1.0).astype(np.float32))), "NaN"),
+    Case("X-ray", "a 3-D volume given as a radiograph", lambda t: _reconstruct_xrays(
+        t, _volume(t, "vol.nii.gz", np.ones((8, 8, 8), np.float32))), "3-D volume"),
+    Case("X-ray", "a folder given as a radiograph",
+         lambda t: _reconstruct_xrays(t, _folder(t, "folder")), "is a folder"),
+    Case("X-ray", "uncompressed `.nii` cut short (ITK fills zeros)", lambda t: _reconstruct_xrays(
+        t, _cut(_volume(t, "cut.nii", np.random.default_rng(0).random((60, 50)).astype(np.float32)), -400)),
+        "is truncated"),
+    Case("X-ray", "valid gzip of a cut `.nii`", lambda t: _reconstruct_xrays(t, _gzip_cut(t)), "is truncated"),
+    Case("X-ray", "PNG header claiming 100000 x 100000 pixels (decompression bomb)",
+         lambda t: _reconstruct_xrays(t, _png_claiming(t, 100_000, 100_000)), "decompression bomb"),
+    Case("X-ray", "PNG header claiming 9000 x 9000 pixels (under PIL's own limit)",
+         lambda t: _reconstruct_xrays(t, _png_claiming(t, 9000, 9000)), "more than the 64000000"),
+    Case("X-ray", "NIfTI header claiming 30000³ voxels",
+         lambda t: _reconstruct_xrays(t, _nifti_header_claiming(t, (30000, 30000, 30000))), "more than the"),
+    Case("CT", "NIfTI header claiming 30000³ voxels",
+         lambda t: _reconstruct_ct(t, _nifti_header_claiming(t, (30000, 30000, 30000))), "more than the"),
+    Case("CT", "uncompressed `.nii` cut short",
+         lambda t: _reconstruct_ct(t, _cut(_volume(t, "ct.nii", _ct_array()), -1000)), "is truncated"),
+    Case("CT", "`.nii.gz` with its gzip stream cut",
+         lambda t: _reconstruct_ct(t, _cut(_volume(t, "ct.nii.gz", _ct_array()), 300)), "truncated"),
+    Case("CT", "float CT with NaN voxels", lambda t: _reconstruct_ct(
+        t, _volume(t, "ct.nii.gz", np.where(_ct_array() > 1000, np.nan, _ct_array()).astype(np.float32))), "NaN"),
+    Case("CT", "a 2-D image given as a CT",
+         lambda t: _reconstruct_ct(t, _volume(t, "ct.nii.gz", _ct_array()[0])), "expected a 3-D volume"),
+    Case("CT", "voxel spacing 0.00001 mm (broken header)",
+         lambda t: _reconstruct_ct(t, _volume(t, "ct.nii.gz", _ct_array(), spacing=1e-5)), "implausible"),
+    Case("CT", "DICOM series with a missing slice (warning; the drr is written)",
+         lambda t: ["drr", str(_dicom_series_with_gap(t)), "-o", str(t / "out"), "--shape", "16", "16", "16"],
+         "slice gap of 5 mm between 2.dcm and 4.dcm", status=0, names="series"),
+    # ---- 8. silent wrong results
+    Case("CT", "all air: no bone (bones were 'found' at confidence 0.9)",
+         lambda t: _reconstruct_ct(t, _volume(t, "ct.nii.gz", np.full((24, 24, 24), -1000, np.int16))),
+         "shows no bone"),
+    Case("label map", "float-valued label map (an image, not labels)", lambda t: _reconstruct_ct(
+        t, _volume(t, "ct.nii.gz", _ct_array()), _volume(t, "label.nii.gz", np.full((24, 24, 24), 0.5, np.float32))),
+        "non-integer values", names="label.nii.gz"),
+    Case("label map", "does not overlap the CT", lambda t: _reconstruct_ct(
+        t, _volume(t, "ct.nii.gz", _ct_array()), _shifted_label(t)), "does not overlap", names="label.nii.gz"),
+    Case("label map", "`evaluate` with a float prediction", lambda t: [
+        "evaluate", "--pred", str(_volume(t, "pred.nii.gz", np.full((8, 8, 8), 1.5, np.float32))),
+        "--label", str(_volume(t, "label.nii.gz", np.ones((8, 8, 8), np.uint8)))], "non-integer values"),
+    Case("label map", "`measure` with labels above 54", lambda t: [
+        "measure", str(_volume(t, "labels.nii.gz", np.full((8, 8, 8), 99, np.uint8))), "-o", str(t / "out")],
+        "outside 0-54"),
+    Case("training config", "`optim.lr: .inf` (exported a NaN model before)",
+         lambda t: _train_with(t, "preset: smoke\noptim: {lr: .inf}\n"), "must be finite"),
+    Case("training config", "`--set optim.lr=.nan`",
+         lambda t: ["train", "--preset", "smoke", "--set", "optim.lr=.nan", "-o", str(t / "run")], "must be finite",
+         names="overrides"),
+    # ---- 5. inputs checked before anything is written
+    Case("reconstruct", "`--label` with radiographs", lambda t: _reconstruct_xrays(
+        t, _xray(t), "--label", str(_volume(t, "label.nii.gz", np.ones((8, 8, 8), np.uint8)))),
+        "ground truth can only be aligned", names="label.nii.gz"),
+    Case("reconstruct", "only `--coronal`", lambda t: [*_reconstruct_xrays(t, _xray(t))[:3], "-o", str(t / "o")],
+         "both --coronal", names="ap.png"),
+    Case("reconstruct", "`--ct` and `--coronal` together", lambda t: [
+        *_reconstruct_ct(t, _volume(t, "ct.nii.gz", _ct_array())), "--coronal", str(_xray(t))],
+        "either --ct or --coronal"),
+    Case("reconstruct", "published inputs in the wrong order", lambda t: [
+        "reconstruct", "--coronal", str(t / "s1_input_sag.nii.gz"), "--sagittal", str(t / "s1_input_cor.nii.gz"),
+        "-o", str(t / "out")], "wrong order"),
+    # ---- 6. bad numeric flags: argparse's one-line error
+    Case("drr", "`--fov 0`", lambda t: ["drr", "ct.nii.gz", "-o", "out", "--fov", "0"], "must be > 0",
+         names="--fov"),
+    Case("drr", "`--fov nan`", lambda t: ["drr", "ct.nii.gz", "-o", "out", "--fov", "nan"], "must be > 0",
+         names="--fov"),
+    Case("drr", "`--views 100000` (hours of rendering)",
+         lambda t: ["drr", "ct.nii.gz", "-o", "out", "--views", "100000"], "<= 12", names="--views"),
+    Case("drr", "`--views 0`", lambda t: ["drr", "ct.nii.gz", "-o", "out", "--views", "0"], ">= 1",
+         names="--views"),
+    Case("drr", "`--shape 1 1 1`", lambda t: ["drr", "ct.nii.gz", "-o", "out", "--shape", "1", "1", "1"],
+         ">= 8", names="--shape"),
+    Case("drr", "`--shape 1024 1024 1024` (4 GiB per volume)", lambda t: [
+        "drr", str(_volume(t, "ct.nii.gz", _ct_array())), "-o", str(t / "out"), "--shape", "1024", "1024", "1024"],
+        "more than the 268435456 accepted", names="--shape"),
+    Case("drr", "`--sid` with the parallel geometry", lambda t: [
+        "drr", str(_volume(t, "ct.nii.gz", _ct_array())), "-o", str(t / "out"), "--sid", "900"], "only apply",
+        names="--sid"),
+    Case("drr", "`--sid 2000 --sdd 1000` (source behind the detector)", lambda t: [
+        "drr", str(_volume(t, "ct.nii.gz", _ct_array())), "-o", str(t / "out"), "--geometry", "perspective",
+        "--sid", "2000", "--sdd", "1000"], "need 0 <", names="--sid"),
+    Case("phantom", "`--seed -1`", lambda t: ["phantom", "-o", "out", "--seed", "-1"], ">= 0", names="--seed"),
+    Case("phantom", "`--seed 1e3`", lambda t: ["phantom", "-o", "out", "--seed", "1e3"], "expected an integer",
+         names="--seed"),
+    Case("phantom", "`--spacing 0`", lambda t: ["phantom", "-o", "out", "--spacing", "0"], "must be > 0",
+         names="--spacing"),
+    Case("phantom", "`--shape 2048 2048 2048`", lambda t: ["phantom", "-o", "out", "--shape", "2048", "8", "8"],
+         "<= 1024", names="--shape"),
+    Case("reconstruct", "`--pixel-spacing 0`", lambda t: _reconstruct_xrays(t, _xray(t), "--pixel-spacing", "0"),
+         "must be > 0", names="--pixel-spacing"),
+    Case("demo", "`--seed -5`", lambda t: ["demo", "-o", "out", "--seed", "-5"], ">= 0", names="--seed"),
+    # ---- 6./7. model folders: malformed or oversized model.json
+    Case("model folder", "`format_version: \"abc\"`",
+         lambda t: ["model", "info", str(_model_folder(t, format_version="abc"))], "format_version must be"),
+    Case("model folder", "`img_size: [8192, 8192, 8192]` (allocated before any check)",
+         lambda t: ["model", "info", str(_model_folder(t, img_size=[8192, 8192, 8192]))], "img_size must be"),
+    Case("model folder", "`img_size: \"big\"`",
+         lambda t: ["model", "info", str(_model_folder(t, img_size="big"))], "img_size must be"),
+    Case("model folder", "`config.feature_size: 100000`",
+         lambda t: ["model", "info", str(_model_folder(t, **{"config.feature_size": 100000}))],
+         "config.feature_size must be"),
+    Case("model folder", "`preprocessing.drr_preset: \"bogus\"`",
+         lambda t: ["model", "info", str(_model_folder(t, preprocessing={"drr_preset": "bogus"}))],
+         "drr_preset 'bogus' is not one of"),
+    Case("model folder", "`num_classes: true`",
+         lambda t: ["model", "info", str(_model_folder(t, num_classes=True))], "num_classes must be"),
+    Case("model folder", "`model.json` is not JSON", lambda t: [
+        "model", "info", str(_replaced(_model_folder(t) / "model.json", b"{").parent)], "not valid JSON"),
+    Case("model folder", "weights changed after export (hash mismatch)", lambda t: [
+        "model", "info", str(_tampered(_model_folder(t)))], "weights were modified", names="model.safetensors"),
+    # ---- 7. small files asking for huge work
+    Case("training config", "YAML alias bomb (a few hundred bytes)", lambda t: _train_with(
+        t, "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n"
+                                                   for p, n in zip("abcdefgh", "bcdefghi", strict=True))),
+        "aliases"),
+    Case("training config", "2 MiB file", lambda t: _train_with(t, "#" * (2 << 20)), "a configuration has at most"),
+    Case("training config", "not a mapping", lambda t: _train_with(t, "- 1\n- 2\n"), "must be a mapping"),
+    Case("training config", "unknown key (typo)", lambda t: _train_with(t, "preset: smoke\noptm: {lr: 1}\n"),
+         "unknown configuration keys"),
+    Case("training config", "not UTF-8", lambda t: [
+        "train", "--config", str(_replaced(t / "config.yaml", b"name: \xff\xfe\n")), "-o", str(t / "run")],
+        "cannot read the configuration"),
+    Case("run folder", "`--resume` of a folder without a checkpoint",
+         lambda t: ["train", "--resume", str(_smoke_run(t))], "nothing to resume", names="run"),
+    Case("CT data folder", "`data.root` does not exist", lambda t: _train_with(
+        t, f"preset: smoke\ndata: {{source: ct, root: {t / 'no_cts'}}}\n"), "CT data folder does not exist",
+        names="no_cts"),
 ]
 
 
