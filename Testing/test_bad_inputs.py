@@ -12,6 +12,10 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import resource
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +25,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 from PIL import Image
+from test_inference import model_dir  # noqa: F401  (shared model fixture)
 
 from SwinX2SLib.cli import main
 
@@ -181,7 +186,7 @@ def _xray(tmp: Path, name: str = "ap.png", rows: int = 120, cols: int = 90, seed
     rng = np.random.default_rng(seed)
     image = rng.random((rows, cols)) * 0.2
     image[:, cols // 2 - cols // 10: cols // 2 + cols // 10] += 0.6
-    image[rows // 3: rows // 2, cols // 5: cols // 3] += 0.5
+    image[rows // 3 + 20 * seed: rows // 2 + 20 * seed, cols // 5: cols // 3 + 10 * seed] += 0.5 + 0.3 * seed
     Image.fromarray((image / image.max() * 255).astype(np.uint8)).save(tmp / name)
     return tmp / name
 
@@ -205,6 +210,11 @@ def _ct_array() -> np.ndarray:
     ct = np.where((y - 12) ** 2 + (x - 12) ** 2 < 81, 0, -1000).astype(np.int16)
     ct[(y - 14) ** 2 + (x - 12) ** 2 < 4] = 1200
     return ct
+
+
+def _noisy_ct() -> np.ndarray:
+    """:func:`_ct_array` with noise: its DRRs do not compress to a few bytes."""
+    return (_ct_array() + np.random.default_rng(0).normal(0.0, 100.0, (24, 24, 24))).astype(np.int16)
 
 
 def _reconstruct_ct(tmp: Path, ct: Path, label: Path | None = None) -> list[str]:
@@ -555,3 +565,114 @@ def test_docs_table_lists_every_case() -> None:
         text = expected
     assert text == expected, "docs/bad_inputs.md is out of date: SWINX2S_UPDATE_DOCS=1 pytest -k docs_table"
     assert len(CASES) >= 50
+
+
+# ---------------------------------------------------------------------------------- inputs that need a process
+def _cli(argv: list[str], limit_bytes: int | None = None, **popen: object) -> subprocess.CompletedProcess:
+    """Run the ``swinx2s`` command line in a fresh process, optionally with files limited to ``limit_bytes``
+    (the kernel then refuses longer writes as on a full disk)."""
+
+    def limit_file_size() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "SwinX2S"), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "SwinX2SLib.cli", *argv, "--progress", "none"], env=env,
+                          capture_output=True, text=True, timeout=300,
+                          preexec_fn=limit_file_size if limit_bytes else None, **popen)
+
+
+@pytest.mark.parametrize("command", ["phantom", "drr"])
+def test_full_disk_ends_in_one_line_and_leaves_nothing(command: str, tmp_path: Path) -> None:
+    """ITK reports no short write: the file read back before its rename catches the truncated output."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's own file")
+    argv = {"phantom": ["phantom", "--shape", "32", "32", "40"],
+            "drr": ["drr", str(_volume(tmp_path, "ct.nii.gz", _noisy_ct())), "--shape", "64", "64", "64"]}[command]
+    completed = _cli([*argv, "-o", str(out)], limit_bytes=3000)
+    errors = [line for line in completed.stderr.splitlines() if line.startswith("error: ")]
+    assert completed.returncode == 2 and len(errors) == 1 and "Traceback" not in completed.stderr, completed.stderr
+    assert "disk full?" in errors[0] or "cannot be written" in errors[0]
+    assert str(out / "") in errors[0] and ".swinx2s-partial" not in errors[0]
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert (out / "notes.txt").read_text() == "the user's own file"
+
+
+def test_sigterm_while_measuring_leaves_all_outputs_or_none(model_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "SwinX2S"), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "SwinX2SLib.cli", "reconstruct", "--coronal", str(_xray(tmp_path)),
+               "--sagittal", str(_xray(tmp_path, "lateral.png", seed=1)), "-o", str(out), "--model", str(model_dir),
+               "--device", "cpu", "--measure", "--progress", "json"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in process.stdout:
+            if json.loads(line).get("stage") == "measure":
+                process.send_signal(signal.SIGTERM)
+                break
+        process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    left = sorted(p.name for p in out.iterdir())
+    if process.returncode == 143:
+        assert left == []
+    else:  # the signal came after the last output was in place
+        assert process.returncode == 0 and {"segmentation.nii.gz", "measurements.json"} <= set(left)
+        assert not [name for name in left if name.startswith(".")]
+
+
+def test_staging_folders_of_killed_runs_are_removed(tmp_path: Path) -> None:
+    from SwinX2SLib.io import PARTIAL_PREFIX, prepare_output_dir
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"{PARTIAL_PREFIX}{int(dead.stdout)}-0badcafe"
+    live = tmp_path / f"{PARTIAL_PREFIX}{os.getppid()}-00c0ffee"  # pytest's parent process is alive
+    for stage in (stale, live):
+        stage.mkdir()
+        (stage / "segmentation.nii.gz").write_bytes(b"half")
+    prepare_output_dir(tmp_path)
+    assert not stale.exists() and (live / "segmentation.nii.gz").exists()
+
+
+def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from SwinX2SLib.errors import InputError
+    from SwinX2SLib.training import trainer as trainer_module
+    from SwinX2SLib.training.config import config_from_dict
+
+    calls = []
+    real = trainer_module._loss_value
+
+    def diverging(*args: object) -> tuple:
+        total, terms = real(*args)
+        calls.append(1)
+        return (total * float("nan"), terms) if len(calls) == 3 else (total, terms)
+
+    monkeypatch.setattr(trainer_module, "_loss_value", diverging)
+    config = config_from_dict({"preset": "smoke", "data": {"cache_dir": str(tmp_path / "cache")},
+                               "schedule": {"checkpoint_every_steps": 1, "val_every": 0, "export_best": False},
+                               "optim": {"epochs": 1, "steps_per_epoch": 4}})
+    run = tmp_path / "run"
+    with pytest.raises(InputError, match="the loss became nan at step 3.*last good state"):
+        trainer_module.Trainer(config, run).fit()
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["step"] == 2
+    assert json.loads((run / "log.jsonl").read_text().splitlines()[-1])["reason"] == "non_finite_loss"
+
+
+def test_export_dir_written_by_the_run_itself_is_replaced_on_resume(tmp_path: Path) -> None:
+    from SwinX2SLib.errors import OutputError
+    from SwinX2SLib.training.config import config_from_dict
+    from SwinX2SLib.training.trainer import Trainer
+
+    target = tmp_path / "exported"
+    target.mkdir()
+    config = config_from_dict({"preset": "smoke", "schedule": {"export_dir": str(target)}})
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(OutputError, match="schedule.export_dir already exists"):
+        Trainer(config, run)._check_export_dir()
+    Trainer(config, run, overwrite=True)._check_export_dir()
+    (run / "log.jsonl").write_text(json.dumps({"event": "export", "path": str(target.resolve())}) + "\n")
+    Trainer(config, run)._check_export_dir()  # this run's own export
