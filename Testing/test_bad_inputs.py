@@ -278,6 +278,11 @@ def _folder(tmp: Path, name: str) -> Path:
     return tmp / name
 
 
+def _renamed(path: Path, name: bytes) -> Path:
+    """``path`` renamed to a name that is not UTF-8 (written under a plain name: ITK aborts on such names)."""
+    return path.rename(path.parent / os.fsdecode(name))
+
+
 def _replaced(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
@@ -372,6 +377,11 @@ CASES: list[Case] = [
     Case("reconstruct", "`-o` is not valid UTF-8 (a C++ abort before)",
          lambda t: [*_reconstruct_xrays(t, _xray(t))[:5], "-o", os.fsdecode(bytes(t / "out") + b"\xff")],
          "not valid UTF-8", names="out"),
+    Case("X-ray", "file name not valid UTF-8 (a C++ abort before)", lambda t: _reconstruct_xrays(
+        t, _renamed(_xray(t), b"ap\xff.png")), "path is not valid UTF-8", names="ap\\udcff.png"),
+    Case("CT", "file name not valid UTF-8 (a C++ abort before)", lambda t: _reconstruct_ct(
+        t, _renamed(_volume(t, "ct.nii.gz", _ct_array()), b"ct\xff.nii.gz")), "path is not valid UTF-8",
+        names="ct\\udcff.nii.gz"),
     # ---- 4. truncated or inconsistent images
     Case("X-ray", "file does not exist", lambda t: _reconstruct_xrays(t, t / "missing.png"), "does not exist"),
     Case("X-ray", "PNG cut in half", lambda t: _reconstruct_xrays(t, _cut(_xray(t), 2000)), "truncated"),

@@ -68,6 +68,9 @@ def _reason(exc: BaseException) -> str:
 
 
 def _check_exists(path: Path) -> None:
+    if not _is_utf8(path):
+        raise InputError(ascii(str(path)), "the path is not valid UTF-8 (the image libraries cannot open it); "
+                                           "rename it")
     if not path.exists():
         raise InputError(path, "file does not exist")
 
@@ -460,12 +463,18 @@ def _shown(path: Path) -> Path:
     return path
 
 
-def _check_output_name(path: Path) -> None:
-    """Output paths must be text the file-format libraries can encode (ITK aborts on undecodable bytes)."""
+def _is_utf8(path: Path) -> bool:
+    """Whether the path is text the file-format libraries can take (ITK aborts the process on other bytes)."""
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
-        raise OutputError(f"{os.fsdecode(path)!a}: the output path is not valid UTF-8; rename it") from None
+        return False
+    return True
+
+
+def _check_output_name(path: Path) -> None:
+    if not _is_utf8(path):
+        raise OutputError(f"{str(path)!a}: the output path is not valid UTF-8; rename it")
 
 
 PARTIAL_PREFIX = ".swinx2s-partial-"
