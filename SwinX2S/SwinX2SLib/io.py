@@ -614,7 +614,7 @@ def finite_json(value: Any) -> Any:
     """``value`` with every NaN or infinite float replaced by None (strict JSON has no NaN / Infinity)."""
     if isinstance(value, dict):
         return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, np.ndarray)):
         return [finite_json(v) for v in value]
     if isinstance(value, (float, np.floating)):
         return float(value) if np.isfinite(value) else None
@@ -624,9 +624,9 @@ def finite_json(value: Any) -> Any:
 
 
 def write_json(document: Any, path: str | PathLike[str], overwrite: bool = False) -> Path:
-    """Write ``document`` as strict JSON (NaN / infinite numbers become null), atomically."""
+    """Write ``document`` as strict JSON (NaN / infinite numbers become null, other objects text), atomically."""
     path = Path(path)
-    text = json.dumps(finite_json(document), indent=1, allow_nan=False) + "\n"
+    text = json.dumps(finite_json(document), indent=1, allow_nan=False, default=str) + "\n"
     with atomic_write(path, overwrite) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path

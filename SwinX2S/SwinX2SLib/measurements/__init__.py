@@ -17,7 +17,6 @@ Example::
 from __future__ import annotations
 
 import csv
-import json
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -226,7 +225,7 @@ def write_report(
         OutputError: a file exists and ``overwrite`` is false, or the folder is not writable.
     """
     from ..errors import OutputError
-    from ..io import atomic_write, prepare_output_dir
+    from ..io import atomic_write, prepare_output_dir, write_json
 
     folder = prepare_output_dir(output_dir)
     documents = {"measurements.json": measurements, "landmarks.json": landmarks(measurements)}
@@ -237,9 +236,7 @@ def write_report(
         raise OutputError(f"{existing[0]}: already exists (use --overwrite to replace it)")
     written = []
     for name, document in documents.items():
-        with atomic_write(folder / name, overwrite=overwrite) as tmp:
-            tmp.write_text(json.dumps(document, indent=1) + "\n")
-        written.append(folder / name)
+        written.append(write_json(document, folder / name, overwrite))
     with atomic_write(folder / "measurements.csv", overwrite=overwrite) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["structure", "parameter", "value", "status", "reason"])
         writer.writeheader()
