@@ -686,3 +686,14 @@ def test_export_dir_written_by_the_run_itself_is_replaced_on_resume(tmp_path: Pa
     Trainer(config, run, overwrite=True)._check_export_dir()
     (run / "log.jsonl").write_text(json.dumps({"event": "export", "path": str(target.resolve())}) + "\n")
     Trainer(config, run)._check_export_dir()  # this run's own export
+
+
+def test_json_outputs_are_strict_json(tmp_path: Path) -> None:
+    from SwinX2SLib.io import write_json
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    path = write_json({"dice": float("nan"), "hd95": np.float32("inf"), "ids": np.arange(2), "n": np.int64(3)},
+                      tmp_path / "metrics.json")
+    assert json.loads(path.read_text(), parse_constant=refuse) == {"dice": None, "hd95": None, "ids": [0, 1], "n": 3}
