@@ -438,6 +438,9 @@ CASES: list[Case] = [
     Case("training config", "`--set optim.lr=.nan`",
          lambda t: ["train", "--preset", "smoke", "--set", "optim.lr=.nan", "-o", str(t / "run")], "must be finite",
          names="overrides"),
+    Case("X-ray", "pixel spacing 1000 mm in the file", lambda t: _reconstruct_xrays(
+        t, _volume(t, "ap.nrrd", np.random.default_rng(0).random((60, 50)).astype(np.float32), spacing=1000.0)),
+        "implausible"),
     # ---- 5. inputs checked before anything is written
     Case("reconstruct", "`--label` with radiographs", lambda t: _reconstruct_xrays(
         t, _xray(t), "--label", str(_volume(t, "label.nii.gz", np.ones((8, 8, 8), np.uint8)))),

@@ -397,6 +397,9 @@ def read_xray(path: str | PathLike[str], pixel_spacing_mm: float | None = None) 
             raise InputError(path, f"pixel spacing must be positive, got {pixel_spacing_mm}")
         spacing, source = (float(pixel_spacing_mm),) * 2, "argument"
     elif spacing is not None and min(spacing) > 0:
+        if not all(SPACING_RANGE_MM[0] <= v <= SPACING_RANGE_MM[1] for v in spacing):
+            raise InputError(path, f"pixel spacing {spacing} mm in the file is implausible (each must be "
+                                   f"{SPACING_RANGE_MM[0]}-{SPACING_RANGE_MM[1]} mm); give --pixel-spacing")
         source = "file"
     else:
         warnings.warn(
