@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from conftest import signal_at_stage
 from PIL import Image
 from test_inference import model_dir  # noqa: F401  (shared model fixture)
 
@@ -618,21 +619,12 @@ def test_sigterm_while_measuring_leaves_all_outputs_or_none(model_dir: Path, tmp
     command = [sys.executable, "-m", "SwinX2SLib.cli", "reconstruct", "--coronal", str(_xray(tmp_path)),
                "--sagittal", str(_xray(tmp_path, "lateral.png", seed=1)), "-o", str(out), "--model", str(model_dir),
                "--device", "cpu", "--measure", "--progress", "json"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        for line in process.stdout:
-            if json.loads(line).get("stage") == "measure":
-                process.send_signal(signal.SIGTERM)
-                break
-        process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    status, _ = signal_at_stage(command, "measure", env)
     left = sorted(p.name for p in out.iterdir())
-    if process.returncode == 143:
+    if status == 143:
         assert left == []
     else:  # the signal came after the last output was in place
-        assert process.returncode == 0 and {"segmentation.nii.gz", "measurements.json"} <= set(left)
+        assert status == 0 and {"segmentation.nii.gz", "measurements.json"} <= set(left)
         assert not [name for name in left if name.startswith(".")]
 
 
