@@ -564,7 +564,10 @@ class Trainer:
                 "config": self.config.to_dict(),
             }
             with atomic_write(folder / f"{name}.pt", overwrite=True) as tmp:
-                torch.save(payload, tmp)
+                try:
+                    torch.save(payload, tmp)
+                except RuntimeError as exc:  # how torch's writer reports a full disk
+                    raise OSError(str(exc).strip().splitlines()[0]) from None
         distributed.barrier()
 
     def _load_last(self, model: nn.Module, optimizer: Any, scheduler: Any, scaler: Any, device: torch.device,
