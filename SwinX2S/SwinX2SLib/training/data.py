@@ -280,9 +280,14 @@ class PublishedCases:
         for k, item in enumerate(data[split]):
             if not (isinstance(item, dict) and len(item.get("image", ())) == 2 and "label" in item):
                 raise InputError(list_path, f"{split}[{k}] must look like {{'image': [cor, sag], 'label': lab}}")
-            for name in (*item["image"], item["label"]):
-                if not isinstance(name, str) or Path(name).is_absolute() or ".." in Path(name).parts:
-                    raise InputError(list_path, f"{split}[{k}]: {name!r} must be a relative path inside {self.root}")
+            names = (*item["image"], item["label"])  # absolute paths may point anywhere, by design
+            for name in names:
+                if not isinstance(name, str) or (not Path(name).is_absolute() and ".." in Path(name).parts):
+                    raise InputError(list_path, f"{split}[{k}]: {name!r} must be a file name, or a relative path "
+                                                f"that stays inside {self.root}")
+            for name in names:
+                if not (self.root / name).is_file():
+                    raise InputError(self.root / name, f"listed in {list_path} ({split}[{k}]) but not a file")
             self.items.append(item)
         self.split = split
         self.subset_task = subset_task
