@@ -279,6 +279,16 @@ def _folder(tmp: Path, name: str) -> Path:
     return tmp / name
 
 
+def _fifo(tmp: Path, name: str) -> Path:
+    os.mkfifo(tmp / name)
+    return tmp / name
+
+
+def _symlink(tmp: Path, name: str, target: Path) -> Path:
+    (tmp / name).symlink_to(target)
+    return tmp / name
+
+
 def _renamed(path: Path, name: bytes) -> Path:
     """``path`` renamed to a name that is not UTF-8 (written under a plain name: ITK aborts on such names)."""
     return path.rename(path.parent / os.fsdecode(name))
@@ -390,6 +400,18 @@ CASES: list[Case] = [
     Case("CT", "file name not valid UTF-8 (a C++ abort before)", lambda t: _reconstruct_ct(
         t, _renamed(_volume(t, "ct.nii.gz", _ct_array()), b"ct\xff.nii.gz")), "path is not valid UTF-8",
         names="ct\\udcff.nii.gz"),
+    Case("X-ray", "a named pipe (reading would block for ever)",
+         lambda t: _reconstruct_xrays(t, _fifo(t, "ap.png")), "is not a regular file"),
+    Case("CT", "symlink to `/dev/zero` (endless)",
+         lambda t: _reconstruct_ct(t, _symlink(t, "ct.nii", Path("/dev/zero"))), "is not a regular file"),
+    Case("training config", "a named pipe", lambda t: ["train", "--config", str(_fifo(t, "config.yaml")), "-o", "run"],
+         "is not a regular file"),
+    Case("published data folder", "`data_list.json` is a named pipe", lambda t: _train_with(
+        t, f"preset: smoke\ndata: {{source: published, root: {_fifo(_folder(t, 'data'), 'data_list.json').parent}}}\n"),
+        "is not a regular file", names="data_list.json"),
+    Case("model folder", "`model.json` not UTF-8", lambda t: [
+        "model", "info", str(_replaced(_model_folder(t) / "model.json", b"{\"a\": \"\xff\"}").parent)],
+        "cannot be read as UTF-8", names="model.json"),
     # ---- 4. truncated or inconsistent images
     Case("X-ray", "file does not exist", lambda t: _reconstruct_xrays(t, t / "missing.png"), "does not exist"),
     Case("X-ray", "PNG cut in half", lambda t: _reconstruct_xrays(t, _cut(_xray(t), 2000)), "truncated"),
@@ -699,3 +721,15 @@ def test_json_outputs_are_strict_json(tmp_path: Path) -> None:
     path = write_json({"dice": float("nan"), "hd95": np.float32("inf"), "ids": np.arange(2), "n": np.int64(3)},
                       tmp_path / "metrics.json")
     assert json.loads(path.read_text(), parse_constant=refuse) == {"dice": None, "hd95": None, "ids": [0, 1], "n": 3}
+
+
+def test_symlinked_output_is_replaced_not_followed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With --overwrite an output that is a symlink is replaced by the new file; its target is not written."""
+    precious = tmp_path / "precious.txt"
+    precious.write_text("the user's own file")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "truth.json").symlink_to(precious)
+    assert main(["phantom", "-o", str(out), "--shape", "16", "16", "16", "--overwrite", "--progress", "none"]) == 0
+    assert precious.read_text() == "the user's own file"
+    assert not (out / "truth.json").is_symlink() and json.loads((out / "truth.json").read_text())["structures"]

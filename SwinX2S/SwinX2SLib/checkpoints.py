@@ -413,6 +413,9 @@ class ModelCard:
         return cls(**data)
 
 
+MAX_CARD_BYTES = 16 << 20
+"""Largest ``model.json`` read (bytes)."""
+
 MAX_IMG_SIZE = 512
 """Largest model grid side a model card may ask for (voxels), checked before anything is allocated."""
 
@@ -525,7 +528,13 @@ def read_model_card(path: str | PathLike[str]) -> ModelCard:
     card_path = Path(path) / MODEL_CARD_FILE
     if not card_path.is_file():
         raise ModelError(f"{path}: not a SwinX2S model directory ({MODEL_CARD_FILE} not found)")
-    return ModelCard.from_json(card_path.read_text(encoding="utf-8"), str(card_path))
+    if card_path.stat().st_size > MAX_CARD_BYTES:
+        raise ModelError(f"{card_path}: {card_path.stat().st_size} bytes; a model card has at most {MAX_CARD_BYTES}")
+    try:
+        text = card_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{card_path}: cannot be read as UTF-8 text ({exc})") from None
+    return ModelCard.from_json(text, str(card_path))
 
 
 def _check_classes(card: ModelCard, source: str) -> None:

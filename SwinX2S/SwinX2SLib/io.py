@@ -73,6 +73,8 @@ def _check_exists(path: Path) -> None:
                                            "rename it")
     if not path.exists():
         raise InputError(path, "file does not exist")
+    if not (path.is_file() or path.is_dir()):
+        raise InputError(path, "is not a regular file (a device or a pipe?)")
 
 
 def _check_values(path: Path, array: np.ndarray, what: str) -> None:

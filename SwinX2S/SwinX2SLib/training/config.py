@@ -340,6 +340,8 @@ def load_config(path: str | Path) -> TrainConfig:
     import yaml
 
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise InputError(path, "is not a regular file")
     try:
         if path.stat().st_size > MAX_CONFIG_BYTES:
             raise InputError(path, f"is {path.stat().st_size} bytes; a configuration has at most {MAX_CONFIG_BYTES}")

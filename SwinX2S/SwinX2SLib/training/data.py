@@ -266,6 +266,8 @@ class PublishedCases:
                  cache: SampleCache | None = None) -> None:
         self.root = Path(root)
         list_path = self.root / "data_list.json"
+        if list_path.exists() and not list_path.is_file():
+            raise InputError(list_path, "is not a regular file")
         try:
             data = json.loads(list_path.read_text())
         except OSError as exc:
