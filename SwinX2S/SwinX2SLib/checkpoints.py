@@ -480,7 +480,7 @@ def _sha256(path: Path) -> str:
 
 
 def save_model_dir(model: SwinX2S, path: str | PathLike[str], card: ModelCard, overwrite: bool = False) -> Path:
-    """Write ``model.safetensors`` and ``model.json`` into the folder ``path`` (both atomically).
+    """Write ``model.safetensors`` and ``model.json`` into the folder ``path`` (together: both or neither).
 
     Architecture, input size, channels, classes and the weights' SHA-256 are taken from ``model``; the class table
     defaults to the full catalogue (pass ``card.classes`` for a subset model, see :func:`class_names`).
@@ -492,35 +492,39 @@ def save_model_dir(model: SwinX2S, path: str | PathLike[str], card: ModelCard, o
         OutputError: the folder cannot be created / written, or files exist and ``overwrite`` is false.
         ValueError: the card's class table does not match the model's classes.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    from .io import atomic_write, prepare_output_dir  # SimpleITK: only where files are written
+    from .io import atomic_write, staged_outputs  # SimpleITK: only where files are written
 
-    folder = prepare_output_dir(path)
     classes = tuple(card.classes) or tuple(class_names(model.num_classes))
     if len(classes) != model.num_classes:
         raise ValueError(f"class table has {len(classes)} names, the model {model.num_classes} classes")
     weights = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    with atomic_write(folder / WEIGHTS_FILE, overwrite=overwrite) as tmp:
-        # One metadata entry only: safetensors writes a metadata map in arbitrary order, which would make the
-        # file bytes (and so the SHA-256 in model.json) differ between two saves of the same weights.
-        save_file(weights, str(tmp), metadata={"format": "pt"})
-        tmp.chmod(0o644)  # safetensors creates the file owner-only
-        digest = _sha256(tmp)
-    card = replace(
-        card,
-        variant=variant_name(model.config),
-        config=model.config.to_dict(),
-        img_size=tuple(model.img_size),
-        in_channels=model.in_channels,
-        num_classes=model.num_classes,
-        classes=classes,
-        sha256=digest,
-        format_version=FORMAT_VERSION,
-    )
-    with atomic_write(folder / MODEL_CARD_FILE, overwrite=overwrite) as tmp:
-        tmp.write_text(card.to_json(), encoding="utf-8")
-    return folder
+    with staged_outputs(path, (WEIGHTS_FILE, MODEL_CARD_FILE), overwrite) as stage:  # weights and card together
+        with atomic_write(stage / WEIGHTS_FILE) as tmp:
+            # One metadata entry only: safetensors writes a metadata map in arbitrary order, which would make the
+            # file bytes (and so the SHA-256 in model.json) differ between two saves of the same weights.
+            try:
+                save_file(weights, str(tmp), metadata={"format": "pt"})
+            except SafetensorError as exc:  # how safetensors reports a full disk
+                raise OSError(str(exc)) from None
+            tmp.chmod(0o644)  # safetensors creates the file owner-only
+            digest = _sha256(tmp)
+        card = replace(
+            card,
+            variant=variant_name(model.config),
+            config=model.config.to_dict(),
+            img_size=tuple(model.img_size),
+            in_channels=model.in_channels,
+            num_classes=model.num_classes,
+            classes=classes,
+            sha256=digest,
+            format_version=FORMAT_VERSION,
+        )
+        with atomic_write(stage / MODEL_CARD_FILE) as tmp:
+            tmp.write_text(card.to_json(), encoding="utf-8")
+    return Path(path)
 
 
 def read_model_card(path: str | PathLike[str]) -> ModelCard:
