@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -280,6 +279,8 @@ def _folder(tmp: Path, name: str) -> Path:
 
 
 def _fifo(tmp: Path, name: str) -> Path:
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes on this platform")
     os.mkfifo(tmp / name)
     return tmp / name
 
@@ -616,6 +617,8 @@ def _cli(argv: list[str], limit_bytes: int | None = None, **popen: object) -> su
     (the kernel then refuses longer writes as on a full disk)."""
 
     def limit_file_size() -> None:
+        import resource  # POSIX
+
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 

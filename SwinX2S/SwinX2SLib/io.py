@@ -486,18 +486,38 @@ PARTIAL_PREFIX = ".swinx2s-partial-"
 """Name prefix of the staging folders of :func:`staged_outputs` (``<prefix><pid>-<random>``)."""
 
 
+def _process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` runs (POSIX; on Windows, where ``os.kill`` would end it, always False)."""
+    if os.name == "nt" or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # a live process of another user
+        return False
+    return False
+
+
 def _remove_stale_stages(folder: Path) -> None:
     """Remove staging folders left by killed processes (the process id in the name no longer runs)."""
     for stage in folder.glob(f"{PARTIAL_PREFIX}*"):
         pid = stage.name[len(PARTIAL_PREFIX):].partition("-")[0]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if pid.isdigit() and _process_gone(int(pid)):
             shutil.rmtree(stage, ignore_errors=True)
-        except PermissionError:  # a live process of another user
-            pass
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back until the block ends (where the platform can; not on Windows)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextlib.contextmanager
@@ -533,15 +553,11 @@ def staged_outputs(folder: str | PathLike[str], names: Iterable[str], overwrite:
             taken = [folder / p.relative_to(stage) for p in staged if (folder / p.relative_to(stage)).exists()]
             if taken:
                 raise OutputError(f"{taken[0]}: already exists (use --overwrite to replace the outputs)")
-        held = {signal.SIGINT, signal.SIGTERM}
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-        try:
+        with _signals_held():
             for path in staged:
                 final = folder / path.relative_to(stage)
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(path, final)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
