@@ -271,7 +271,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             "lr": 2e-3, "weight_decay": 0.01, "min_lr": 5e-5, "epochs": 16, "warmup_epochs": 0.5,
             "steps_per_epoch": 25, "batch_size": 1,
         },
-        "schedule": {"val_every": 2, "threads": 1, "checkpoint_every_steps": 10, "export_holdout": True},
+        "schedule": {"val_every": 2, "threads": 1, "checkpoint_every_steps": 10,
+                     "export_dir": "SwinX2S/SwinX2SLib/models/default", "export_holdout": True},
     },
     # Seconds-long configuration for tests and smoke runs.
     "smoke": {

@@ -338,11 +338,11 @@ class Trainer:
     # ------------------------------------------------------------------------------------------------ setup
     def _fit(self, ctx: distributed.DistContext) -> TrainResult:
         cfg = self.config
+        self._check_export_dir()
         if cfg.schedule.threads > 0:
             torch.set_num_threads(cfg.schedule.threads)
         if cfg.schedule.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        self._check_export_dir()
         if ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if self.stop_file.exists() and not self.resume:
@@ -394,14 +394,14 @@ class Trainer:
             epoch_start = time.monotonic()
             for position, batch in enumerate(loader, start=skip):
                 loss, terms = self._step(net, batch, loss_fn, optimizer, scheduler, scaler, use_amp, ctx)
-                if not math.isfinite(loss):
-                    logger.log("stop", reason="non_finite_loss", epoch=epoch, step=state["step"])
-                    raise InputError(self.run_dir, f"the loss became {loss} at step {state['step'] + 1}: training "
-                                                   "diverged (lower optim.lr?); checkpoints/last.pt keeps the last "
-                                                   "good state")
                 losses.append(loss)
                 state["step"] += 1
                 state["step_in_epoch"] = position + 1
+                if not math.isfinite(loss):
+                    logger.log("stop", reason="non_finite_loss", epoch=epoch, step=state["step"])
+                    raise InputError(self.run_dir, f"the loss became {loss} at step {state['step']}: training "
+                                                   "diverged (lower optim.lr?); checkpoints/last.pt keeps the last "
+                                                   "good state")
                 rate = (state["step"] - start_step) * cfg.optim.batch_size * ctx.world_size / max(
                     time.monotonic() - start_time, 1e-9)
                 eta = (total - state["step"]) * cfg.optim.batch_size * ctx.world_size / max(rate, 1e-9)
