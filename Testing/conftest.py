@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -34,3 +37,23 @@ def official_samples(shared_dir: Path) -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} is not available")
     return path
+
+
+def signal_at_stage(command: list[str], stage: str, env: dict[str, str],
+                    signum: int = signal.SIGTERM) -> tuple[int, str]:
+    """Run a ``--progress json`` command and send it ``signum`` when it reports ``stage``.
+
+    Returns:
+        The exit status and the rest of its standard output.
+    """
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in process.stdout:
+            if json.loads(line).get("stage") == stage:
+                process.send_signal(signum)
+                break
+        remaining, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, remaining

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import signal_at_stage
 from PIL import Image
 from test_inference import IMG_SIZE, model_dir  # noqa: F401  (shared model fixture)
 
@@ -219,18 +218,8 @@ def test_sigterm_during_run_leaves_no_outputs(model_dir, xray_pair, tmp_path):  
     command = [sys.executable, "-m", "SwinX2SLib.cli", "reconstruct", "--coronal", str(xray_pair[0]),
                "--sagittal", str(xray_pair[1]), "-o", str(out), "--model", str(model_dir), "--device", "cpu",
                "--meshes", "stl", "--progress", "json"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        for line in process.stdout:
-            if json.loads(line).get("stage") == "write":
-                process.send_signal(signal.SIGTERM)
-                break
-        remaining, _ = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 143
+    status, remaining = signal_at_stage(command, "write", {**os.environ, "OMP_NUM_THREADS": "1"})
+    assert status == 143
     assert json.loads(remaining.splitlines()[-1])["event"] == "error"
     assert list(out.iterdir()) == []
 

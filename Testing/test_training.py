@@ -336,7 +336,7 @@ def phantom_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _weights(run_dir: Path, name: str = "last") -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / "checkpoints" / f"{name}.pt", map_location="cpu", weights_only=False)["model"]
+    return torch.load(run_dir / "checkpoints" / f"{name}.pt", map_location="cpu", weights_only=True)["model"]
 
 
 def test_training_run_writes_logs_checkpoints_and_model(tmp_path: Path, phantom_cache: Path) -> None:
@@ -374,7 +374,7 @@ def test_training_run_writes_logs_checkpoints_and_model(tmp_path: Path, phantom_
 
 
 def result_config(run: Path) -> TrainConfig:
-    return config_from_dict(torch.load(run / "checkpoints" / "last.pt", weights_only=False)["config"])
+    return config_from_dict(torch.load(run / "checkpoints" / "last.pt", weights_only=True)["config"])
 
 
 def test_loss_falls_when_fitting_one_phantom(tmp_path: Path, phantom_cache: Path) -> None:
@@ -508,7 +508,7 @@ def test_resume_after_stop_gives_identical_weights(tmp_path: Path, phantom_cache
 
     first = Trainer(config, stopped_run, callback=stop_mid_epoch).fit()
     assert (first.stop_reason, first.step) == ("stop_file", 3)
-    state = torch.load(stopped_run / "checkpoints" / "last.pt", weights_only=False)
+    state = torch.load(stopped_run / "checkpoints" / "last.pt", weights_only=True)
     assert (state["epoch"], state["step_in_epoch"], state["step"]) == (1, 1, 3)
     (stopped_run / "STOP").unlink()
     with pytest.raises(InputError, match="already holds a run"):
@@ -545,7 +545,7 @@ def test_sigterm_stops_cleanly_with_a_final_checkpoint(tmp_path: Path, phantom_c
     events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert events[-1]["event"] == "result" and events[-1]["stop_reason"] == "sigterm"
     assert any(e["event"] == "progress" and e["stage"] == "train" for e in events)
-    state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert state["step"] == events[-1]["step"] >= 1 and read_log(run)[-1]["reason"] == "sigterm"
     assert not list((run / "checkpoints").glob(".tmp-*"))
 

@@ -55,9 +55,9 @@ def test_ddp_two_cpu_processes_keep_identical_weights_and_one_checkpoint_set(tmp
     out.mkdir()
     mp.start_processes(_worker, args=(2, _free_port(), str(run), str(cache), str(out)), nprocs=2, join=True,
                        start_method="spawn")
-    ranks = [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    ranks = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
     assert ranks[0]["step"] == ranks[1]["step"] == 2 and ranks[0]["reason"] == "completed"
-    initial = torch.load(run / "checkpoints" / "last.pt", weights_only=False)["model"]
+    initial = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
     for key, value in ranks[0]["model"].items():
         assert torch.equal(value, ranks[1]["model"][key]), key  # all-reduced gradients: same update everywhere
         assert torch.equal(value, initial[key]), key  # rank 0 checkpointed exactly these weights
@@ -76,5 +76,5 @@ def test_torchrun_launches_the_train_command(tmp_path: Path) -> None:
          "-m", "SwinX2SLib.cli", "train", "--config", str(tmp_path / "cfg.yaml"), "-o", str(tmp_path / "run"),
          "--progress", "none"], env=env, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-2000:]
-    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert state["step"] == 2 and state["epoch"] == 1

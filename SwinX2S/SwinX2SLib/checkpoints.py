@@ -48,6 +48,7 @@ __all__ = [
     "load_model_dir",
     "load_pretrained_encoder",
     "load_published_checkpoint",
+    "load_torch_file",
     "model_from_published",
     "read_model_card",
     "save_model_dir",
@@ -201,8 +202,19 @@ def infer_published_config(state_dict: Mapping[str, torch.Tensor]) -> PublishedC
     return PublishedConfig(variant, (size_xy, size_xy, size_z), in_channels, num_classes)
 
 
-def _torch_load(path: Path, what: str) -> Any:
-    """``torch.load`` with ``weights_only=True``; pickled code or a broken file becomes a ModelError."""
+def load_torch_file(path: Path, what: str) -> Any:
+    """``torch.load`` with ``weights_only=True``; pickled code or a broken file becomes a ModelError.
+
+    Every ``.pt`` / ``.pth`` file the project reads goes through here (published checkpoints, ImageNet encoders,
+    training-run checkpoints), so no file can execute code when it is loaded.
+
+    Args:
+        path: the file.
+        what: what the file should be, for the error message (e.g. ``"published checkpoint"``).
+
+    Raises:
+        ModelError: missing, unreadable or truncated file, or pickled objects other than tensors and plain data.
+    """
     import torch
 
     if not path.is_file():
@@ -231,7 +243,7 @@ def load_published_checkpoint(path: str | PathLike[str]) -> dict[str, torch.Tens
         ModelError: missing/unreadable file, pickled code, or no state dict inside.
     """
     path = Path(path)
-    checkpoint = _torch_load(path, "published checkpoint")
+    checkpoint = load_torch_file(path, "published checkpoint")
     if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get("state_dict"), Mapping):
         checkpoint = checkpoint["state_dict"]
     if not isinstance(checkpoint, Mapping) or not checkpoint:
@@ -384,7 +396,10 @@ class ModelCard:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ModelError(f"{source}: unknown field(s) {unknown}")
-        if int(data.get("format_version", 0)) > FORMAT_VERSION:
+        version = data.get("format_version", 0)
+        if not _is_int(version, 0, 10**6):
+            raise ModelError(f"{source}: format_version must be a whole number, got {version!r}")
+        if version > FORMAT_VERSION:
             raise ModelError(
                 f"{source}: format version {data['format_version']} is newer than this SwinX2S supports "
                 f"({FORMAT_VERSION}); update SwinX2S"
@@ -392,9 +407,68 @@ class ModelCard:
         missing = [k for k in ("config", "img_size", "num_classes", "classes", "sha256") if k not in data]
         if missing:
             raise ModelError(f"{source}: missing field(s) {missing}")
+        _check_card_fields(data, source)
         data["img_size"] = tuple(data["img_size"])
         data["classes"] = tuple(data["classes"])
         return cls(**data)
+
+
+MAX_CARD_BYTES = 16 << 20
+"""Largest ``model.json`` read (bytes)."""
+
+MAX_IMG_SIZE = 512
+"""Largest model grid side a model card may ask for (voxels), checked before anything is allocated."""
+
+MAX_ARCHITECTURE = {"feature_size": 384, "depths": 32, "num_heads": 64}
+"""Largest architecture numbers a model card may ask for (feature size; blocks and heads per stage)."""
+
+
+def _is_int(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _check_card_fields(data: dict[str, Any], source: str) -> None:
+    """Types and sizes of the ``model.json`` fields, so that a malformed or hostile card fails with one line
+    before any tensor is allocated.
+
+    Raises:
+        ModelError: naming the field and the problem.
+    """
+    size = data["img_size"]
+    if not (isinstance(size, list) and len(size) == 3 and all(_is_int(v, 32, MAX_IMG_SIZE) and v % 32 == 0
+                                                               for v in size)):
+        raise ModelError(f"{source}: img_size must be three multiples of 32 between 32 and {MAX_IMG_SIZE}, "
+                         f"got {size!r}")
+    if not _is_int(data.get("in_channels", 1), 1, 12):
+        raise ModelError(f"{source}: in_channels must be a whole number from 1 to 12, got {data['in_channels']!r}")
+    if not _is_int(data["num_classes"], 2, NUM_CLASSES):
+        raise ModelError(f"{source}: num_classes must be a whole number from 2 to {NUM_CLASSES}, "
+                         f"got {data['num_classes']!r}")
+    if not (isinstance(data["classes"], list) and all(isinstance(c, str) for c in data["classes"])):
+        raise ModelError(f"{source}: classes must be a list of class names")
+    if not isinstance(data["sha256"], str):
+        raise ModelError(f"{source}: sha256 must be a string")
+    config = data["config"]
+    if not isinstance(config, dict):
+        raise ModelError(f"{source}: config must be an object with feature_size, depths and num_heads")
+    for key, limit in MAX_ARCHITECTURE.items():
+        value = config.get(key)
+        values = value if isinstance(value, list) else [value]
+        if not values or len(values) > 8 or not all(_is_int(v, 1, limit) for v in values):
+            raise ModelError(f"{source}: config.{key} must be {'a list of ' if key != 'feature_size' else ''}"
+                             f"whole numbers from 1 to {limit}, got {value!r}")
+    preprocessing = data.get("preprocessing", {})
+    if not isinstance(preprocessing, dict):
+        raise ModelError(f"{source}: preprocessing must be an object")
+    if "drr_preset" in preprocessing:
+        from .drr import PRESETS
+
+        if preprocessing["drr_preset"] not in PRESETS:
+            raise ModelError(f"{source}: preprocessing.drr_preset {preprocessing['drr_preset']!r} is not one of "
+                             f"{sorted(PRESETS)}")
+    if preprocessing.get("geometry", "parallel") not in ("parallel", "perspective"):
+        raise ModelError(f"{source}: preprocessing.geometry must be 'parallel' or 'perspective', "
+                         f"got {preprocessing['geometry']!r}")
 
 
 def _sha256(path: Path) -> str:
@@ -406,7 +480,7 @@ def _sha256(path: Path) -> str:
 
 
 def save_model_dir(model: SwinX2S, path: str | PathLike[str], card: ModelCard, overwrite: bool = False) -> Path:
-    """Write ``model.safetensors`` and ``model.json`` into the folder ``path`` (both atomically).
+    """Write ``model.safetensors`` and ``model.json`` into the folder ``path`` (together: both or neither).
 
     Architecture, input size, channels, classes and the weights' SHA-256 are taken from ``model``; the class table
     defaults to the full catalogue (pass ``card.classes`` for a subset model, see :func:`class_names`).
@@ -418,35 +492,39 @@ def save_model_dir(model: SwinX2S, path: str | PathLike[str], card: ModelCard, o
         OutputError: the folder cannot be created / written, or files exist and ``overwrite`` is false.
         ValueError: the card's class table does not match the model's classes.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    from .io import atomic_write, prepare_output_dir  # SimpleITK: only where files are written
+    from .io import atomic_write, staged_outputs  # SimpleITK: only where files are written
 
-    folder = prepare_output_dir(path)
     classes = tuple(card.classes) or tuple(class_names(model.num_classes))
     if len(classes) != model.num_classes:
         raise ValueError(f"class table has {len(classes)} names, the model {model.num_classes} classes")
     weights = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    with atomic_write(folder / WEIGHTS_FILE, overwrite=overwrite) as tmp:
-        # One metadata entry only: safetensors writes a metadata map in arbitrary order, which would make the
-        # file bytes (and so the SHA-256 in model.json) differ between two saves of the same weights.
-        save_file(weights, str(tmp), metadata={"format": "pt"})
-        tmp.chmod(0o644)  # safetensors creates the file owner-only
-        digest = _sha256(tmp)
-    card = replace(
-        card,
-        variant=variant_name(model.config),
-        config=model.config.to_dict(),
-        img_size=tuple(model.img_size),
-        in_channels=model.in_channels,
-        num_classes=model.num_classes,
-        classes=classes,
-        sha256=digest,
-        format_version=FORMAT_VERSION,
-    )
-    with atomic_write(folder / MODEL_CARD_FILE, overwrite=overwrite) as tmp:
-        tmp.write_text(card.to_json(), encoding="utf-8")
-    return folder
+    with staged_outputs(path, (WEIGHTS_FILE, MODEL_CARD_FILE), overwrite) as stage:  # weights and card together
+        with atomic_write(stage / WEIGHTS_FILE) as tmp:
+            # One metadata entry only: safetensors writes a metadata map in arbitrary order, which would make the
+            # file bytes (and so the SHA-256 in model.json) differ between two saves of the same weights.
+            try:
+                save_file(weights, str(tmp), metadata={"format": "pt"})
+            except SafetensorError as exc:  # how safetensors reports a full disk
+                raise OSError(str(exc)) from None
+            tmp.chmod(0o644)  # safetensors creates the file owner-only
+            digest = _sha256(tmp)
+        card = replace(
+            card,
+            variant=variant_name(model.config),
+            config=model.config.to_dict(),
+            img_size=tuple(model.img_size),
+            in_channels=model.in_channels,
+            num_classes=model.num_classes,
+            classes=classes,
+            sha256=digest,
+            format_version=FORMAT_VERSION,
+        )
+        with atomic_write(stage / MODEL_CARD_FILE) as tmp:
+            tmp.write_text(card.to_json(), encoding="utf-8")
+    return Path(path)
 
 
 def read_model_card(path: str | PathLike[str]) -> ModelCard:
@@ -454,7 +532,13 @@ def read_model_card(path: str | PathLike[str]) -> ModelCard:
     card_path = Path(path) / MODEL_CARD_FILE
     if not card_path.is_file():
         raise ModelError(f"{path}: not a SwinX2S model directory ({MODEL_CARD_FILE} not found)")
-    return ModelCard.from_json(card_path.read_text(encoding="utf-8"), str(card_path))
+    if card_path.stat().st_size > MAX_CARD_BYTES:
+        raise ModelError(f"{card_path}: {card_path.stat().st_size} bytes; a model card has at most {MAX_CARD_BYTES}")
+    try:
+        text = card_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{card_path}: cannot be read as UTF-8 text ({exc})") from None
+    return ModelCard.from_json(text, str(card_path))
 
 
 def _check_classes(card: ModelCard, source: str) -> None:
@@ -569,7 +653,7 @@ def load_pretrained_encoder(model: SwinX2S | SwinEncoder2D, path: str | PathLike
 
         checkpoint: Any = load_file(str(path))
     else:
-        checkpoint = _torch_load(path, "ImageNet Swin checkpoint")
+        checkpoint = load_torch_file(path, "ImageNet Swin checkpoint")
     for wrapper in ("model", "state_dict"):
         if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get(wrapper), Mapping):
             checkpoint = checkpoint[wrapper]

@@ -307,11 +307,9 @@ def read_published_volume(path: str | PathLike[str]) -> tuple[np.ndarray, ModelG
     Returns the array as stored (``[x, y, z]``) and a :class:`ModelGrid` with the file's spacing and origin and the
     correct (LAS) direction; see the module docstring for why the file's own direction is not used.
     """
-    import SimpleITK as sitk
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as exc:
-        raise InputError(path, f"cannot be read as an image ({str(exc).strip().splitlines()[-1]})") from None
+    from .io import read_image
+
+    image = read_image(path)
     if image.GetDimension() != 3:
         raise InputError(path, f"expected a 3-D model-grid volume, got {image.GetDimension()}-D")
     spacing = np.array(image.GetSpacing())

@@ -33,11 +33,7 @@ each label, with per-segment voxel count, volume and confidence (:mod:`SwinX2SLi
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import time
-import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -74,6 +70,7 @@ __all__ = [
     "planned_outputs",
     "prepare_xray_pair",
     "resolve_device",
+    "stage_reconstruction",
     "write_reconstruction",
 ]
 
@@ -504,8 +501,8 @@ def write_reconstruction(result: Reconstruction, folder: str | PathLike[str], ov
     map on the CT grid (CT input), metrics (JSON, CSV) when ``evaluation`` is given, one surface per segment in
     ``meshes/`` when ``meshes`` is ``"stl"``, ``"obj"`` or ``"vtp"``.
 
-    Everything is first written into a hidden staging folder inside ``folder`` and moved into place at the end;
-    on any error or interruption (Ctrl-C, SIGTERM) the staging folder is removed and no output is left.
+    Everything is first written into a hidden staging folder inside ``folder`` and moved into place at the end
+    (:func:`SwinX2SLib.io.staged_outputs`); on any error or interruption (Ctrl-C, SIGTERM) no output is left.
 
     Returns:
         The summary written to ``summary.json`` (with ``"outputs"``: name → path).
@@ -513,45 +510,48 @@ def write_reconstruction(result: Reconstruction, folder: str | PathLike[str], ov
     Raises:
         OutputError: the folder is not writable, or outputs exist and ``overwrite`` is false.
     """
+    from .io import staged_outputs
+
+    targets = planned_outputs(folder, result.reference is not None, evaluation is not None, meshes)
+    with staged_outputs(folder, [p.name for p in targets], overwrite) as stage:
+        return stage_reconstruction(result, stage, Path(folder), meshes, evaluation, extra_summary)
+
+
+def stage_reconstruction(result: Reconstruction, stage: Path, folder: Path, meshes: str | None = None,
+                         evaluation: Evaluation | None = None,
+                         extra_summary: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the outputs of :func:`write_reconstruction` into the staging folder ``stage`` of ``folder``.
+
+    Returns:
+        The summary (its ``"outputs"`` name the final paths in ``folder``).
+    """
     from .conventions import model_grid_to_reference, sitk_from_array
-    from .io import prepare_output_dir, write_segmentation, write_volume
+    from .io import write_json, write_segmentation, write_volume
     from .meshes import write_meshes
 
-    folder = prepare_output_dir(folder)
-    targets = planned_outputs(folder, result.reference is not None, evaluation is not None, meshes)
-    check_outputs_free(targets, overwrite)
-    stage = folder / f".swinx2s-partial-{uuid.uuid4().hex[:8]}"
-    stage.mkdir()
-    try:
-        start = time.perf_counter()
-        label_image = result.label_image()
-        write_segmentation(label_image, stage / OUTPUT_NAMES["labels"])
-        write_segmentation(label_image, stage / OUTPUT_NAMES["segmentation"])
-        write_volume(sitk_from_array(result.agreement, result.grid), stage / OUTPUT_NAMES["confidence"])
-        if result.reference is not None:
-            on_ct = model_grid_to_reference(result.labels, result.grid, result.reference, "nearest")
-            write_segmentation(on_ct, stage / OUTPUT_NAMES["labels_ct"])
-        if evaluation is not None:
-            from .metrics import write_evaluation
+    start = time.perf_counter()
+    label_image = result.label_image()
+    write_segmentation(label_image, stage / OUTPUT_NAMES["labels"])
+    write_segmentation(label_image, stage / OUTPUT_NAMES["segmentation"])
+    write_volume(sitk_from_array(result.agreement, result.grid), stage / OUTPUT_NAMES["confidence"])
+    if result.reference is not None:
+        on_ct = model_grid_to_reference(result.labels, result.grid, result.reference, "nearest")
+        write_segmentation(on_ct, stage / OUTPUT_NAMES["labels_ct"])
+    if evaluation is not None:
+        from .metrics import write_evaluation
 
-            write_evaluation(evaluation, stage / OUTPUT_NAMES["metrics"], stage / OUTPUT_NAMES["metrics_csv"])
-        if meshes:
-            (stage / OUTPUT_NAMES["meshes"]).mkdir()
-            write_meshes(result.labels, result.grid.affine_ras(), stage / OUTPUT_NAMES["meshes"], meshes)
-        summary = result.summary()
-        summary["timings_s"]["write"] = round(time.perf_counter() - start, 3)
-        if evaluation is not None:
-            summary["metrics"] = {"per_anatomy": evaluation.to_dict()["per_anatomy"],
-                                  "overall": evaluation.to_dict()["overall"]}
-        summary.update(extra_summary or {})
-        staged = sorted(p for p in stage.rglob("*") if p.is_file())
-        summary["outputs"] = {p.relative_to(stage).as_posix(): str(folder / p.relative_to(stage)) for p in staged}
-        summary["outputs"][OUTPUT_NAMES["summary"]] = str(folder / OUTPUT_NAMES["summary"])
-        (stage / OUTPUT_NAMES["summary"]).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-        for path in sorted(p for p in stage.rglob("*") if p.is_file()):
-            final = folder / path.relative_to(stage)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, final)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        write_evaluation(evaluation, stage / OUTPUT_NAMES["metrics"], stage / OUTPUT_NAMES["metrics_csv"])
+    if meshes:
+        (stage / OUTPUT_NAMES["meshes"]).mkdir()
+        write_meshes(result.labels, result.grid.affine_ras(), stage / OUTPUT_NAMES["meshes"], meshes)
+    summary = result.summary()
+    summary["timings_s"]["write"] = round(time.perf_counter() - start, 3)
+    if evaluation is not None:
+        summary["metrics"] = {"per_anatomy": evaluation.to_dict()["per_anatomy"],
+                              "overall": evaluation.to_dict()["overall"]}
+    summary.update(extra_summary or {})
+    staged = sorted(p for p in stage.rglob("*") if p.is_file())
+    summary["outputs"] = {p.relative_to(stage).as_posix(): str(folder / p.relative_to(stage)) for p in staged}
+    summary["outputs"][OUTPUT_NAMES["summary"]] = str(folder / OUTPUT_NAMES["summary"])
+    write_json(summary, stage / OUTPUT_NAMES["summary"])
     return summary

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import io as _stdio
-import json
 import math
 import warnings
 from collections.abc import Iterable, Sequence
@@ -277,11 +276,10 @@ def write_evaluation(evaluation: Evaluation, json_path: str | PathLike[str] | No
     Raises:
         OutputError: when a file exists and ``overwrite`` is false, or cannot be written.
     """
-    from SwinX2SLib.io import atomic_write
+    from SwinX2SLib.io import atomic_write, write_json
 
     if json_path is not None:
-        with atomic_write(json_path, overwrite=overwrite) as tmp:
-            tmp.write_text(json.dumps(evaluation.to_dict(), indent=1) + "\n", encoding="utf-8")
+        write_json(evaluation.to_dict(), json_path, overwrite)
     if csv_path is not None:
         buffer = _stdio.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(evaluation.csv_rows())

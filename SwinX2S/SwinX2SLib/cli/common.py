@@ -4,19 +4,76 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from ..precision import PRECISIONS
 from ..progress import ProgressReporter
 
 __all__ = [
+    "GRID_SIZE",
+    "MAX_GRID_VOXELS",
+    "MAX_VIEWS",
+    "SEED",
     "add_device_arguments",
     "add_overwrite_argument",
     "add_progress_argument",
+    "bounded",
+    "check_grid",
     "reporter_from_args",
     "warnings_to",
 ]
+
+
+MAX_VIEWS = 12
+"""Most images per side ``--views`` accepts (7.5-degree steps); each one is a full projection of the CT."""
+
+MAX_GRID_VOXELS = 2**28
+"""Largest model / phantom grid a flag may ask for (voxels; 512 x 512 x 1024), checked before allocating."""
+
+
+def bounded(kind: type[int] | type[float], low: float, high: float, *, above: bool = False,
+            unit: str = "") -> Callable[[str], int | float]:
+    """An argparse ``type=``: a finite ``kind`` in ``[low, high]`` (``(low, high]`` with ``above``).
+
+    A value out of range becomes argparse's one-line ``error: argument --flag: ...`` (exit status 2).
+    """
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if not math.isfinite(value) or value < low or value > high or (above and value == low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if above else '>='} {low:g} and <= {high:g}{unit}, "
+                                             f"got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+SEED = bounded(int, 0, 2**32 - 1)
+"""``--seed``: what numpy's generators accept."""
+
+GRID_SIZE = bounded(int, 8, 1024, unit=" voxels")
+"""One size of a ``--shape X Y Z`` grid."""
+
+
+def check_grid(shape: Sequence[int], flag: str = "--shape") -> tuple[int, ...]:
+    """A grid no larger than :data:`MAX_GRID_VOXELS` in all (each size is checked by :data:`GRID_SIZE`).
+
+    Raises:
+        InputError: the grid is too large.
+    """
+    from ..errors import InputError
+
+    if math.prod(shape) > MAX_GRID_VOXELS:
+        raise InputError(flag, f"{' x '.join(map(str, shape))} is {math.prod(shape)} voxels, more than the "
+                               f"{MAX_GRID_VOXELS} accepted")
+    return tuple(shape)
 
 
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:

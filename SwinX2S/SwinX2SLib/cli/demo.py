@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .common import add_device_arguments, add_overwrite_argument, add_progress_argument, reporter_from_args
+from .common import SEED, add_device_arguments, add_overwrite_argument, add_progress_argument, reporter_from_args
 
 REPORT_FILES = ("overview.png", "report.json", "report.md")
 DEMO_SEED = 5_000_000
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-o", "--output", default="swinx2s-demo", help="output folder (default: ./swinx2s-demo)")
     p.add_argument("--model", help="model folder (default: the built-in default model)")
-    p.add_argument("--seed", type=int, default=DEMO_SEED,
+    p.add_argument("--seed", type=SEED, default=DEMO_SEED,
                    help=f"phantom seed (default {DEMO_SEED}: outside every seed range the built-in model trained, "
                         "selected or was scored on)")
     add_device_arguments(p)
@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, reporter: Any) -> int:
     from ..drr import render_from_model_grid
     from ..errors import ModelError
-    from ..inference import DEFAULT_MODEL_DIR, Reconstructor, check_outputs_free, planned_outputs, write_reconstruction
-    from ..io import prepare_output_dir
+    from ..inference import DEFAULT_MODEL_DIR, Reconstructor, check_outputs_free, planned_outputs, stage_reconstruction
+    from ..io import prepare_output_dir, staged_outputs
     from ..metrics import evaluate
     from ..phantom import make_phantom
 
@@ -96,12 +96,14 @@ def _run(args: argparse.Namespace, reporter: Any) -> int:
     report = {"seed": args.seed, "model": result.model, "device": result.device, "model_quality_note": quality,
               "metrics": {k: v for k, v in evaluation.to_dict().items() if k != "per_class"},
               "measurements": measurements, "phantom_truth": phantom.truth}
-    summary = write_reconstruction(result, folder, overwrite=args.overwrite, evaluation=evaluation,
-                                   extra_summary={"demo": {"seed": args.seed}})
-    stages["write"] = time.perf_counter() - start - sum(stages.values())
-    report["timings_s"] = {**{k: round(v, 3) for k, v in stages.items()}, "network": summary["timings_s"]["predict"],
-                           "total": round(time.perf_counter() - start, 3)}
-    _write_report(folder, report, result, phantom.labels, evaluation, args.overwrite)
+    with staged_outputs(folder, [p.name for p in targets], args.overwrite) as stage:  # all outputs or none
+        summary = stage_reconstruction(result, stage, folder, evaluation=evaluation,
+                                       extra_summary={"demo": {"seed": args.seed}})
+        stages["write"] = time.perf_counter() - start - sum(stages.values())
+        report["timings_s"] = {**{k: round(v, 3) for k, v in stages.items()},
+                               "network": summary["timings_s"]["predict"],
+                               "total": round(time.perf_counter() - start, 3)}
+        _write_report(stage, report, result, phantom.labels, evaluation)
     reporter.update("done", 1.0, f"demo finished in {report['timings_s']['total']:.1f} s")
     outputs = {**summary["outputs"], **{name: str(folder / name) for name in REPORT_FILES}}
     reporter.result({"output_dir": str(folder), "outputs": outputs, "metrics": report["metrics"],
@@ -161,22 +163,15 @@ def _measure(pred, truth, grid) -> dict[str, Any]:
     return {"prediction": pred_m, "truth": truth_m, "errors": errors}
 
 
-def _write_report(folder: Path, report: dict[str, Any], result: Any, truth, evaluation: Any,
-                  overwrite: bool) -> None:
-    import json
+def _write_report(folder: Path, report: dict[str, Any], result: Any, truth, evaluation: Any) -> None:
+    """Write the overview figure and the report (JSON, Markdown) into the (staging) folder."""
+    from ..io import atomic_write, write_json
 
-    from ..io import atomic_write
-
-    with atomic_write(folder / "overview.png", overwrite=overwrite) as tmp:
+    with atomic_write(folder / "overview.png") as tmp:
         _overview(result, truth, evaluation, tmp)
-    with atomic_write(folder / "report.json", overwrite=overwrite) as tmp:
-        tmp.write_text(json.dumps(report, indent=1, default=_json_default) + "\n", encoding="utf-8")
-    with atomic_write(folder / "report.md", overwrite=overwrite) as tmp:
+    write_json(report, folder / "report.json")
+    with atomic_write(folder / "report.md") as tmp:
         tmp.write_text(_markdown(report) + "\n", encoding="utf-8")
-
-
-def _json_default(value: Any) -> Any:
-    return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
 def _markdown(report: dict[str, Any]) -> str:

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from SwinX2SLib.errors import InputError, OutputError
-    from SwinX2SLib.io import read_volume
+    from SwinX2SLib.io import read_label_map
     from SwinX2SLib.metrics import evaluate_images, write_evaluation
 
     for out in (args.json_path, args.csv_path):
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         if out is not None and not Path(out).resolve().parent.is_dir():
             raise OutputError(f"{out}: folder {Path(out).resolve().parent} does not exist")
     try:
-        evaluation = evaluate_images(read_volume(args.pred), read_volume(args.label))
+        evaluation = evaluate_images(read_label_map(args.pred), read_label_map(args.label))
     except ValueError as exc:  # e.g. label values outside the catalogue
         raise InputError(f"{args.pred} vs {args.label}", str(exc)) from None
     write_evaluation(evaluation, args.json_path, args.csv_path, overwrite=args.overwrite)

@@ -13,7 +13,15 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_overwrite_argument, add_progress_argument, reporter_from_args
+from .common import (
+    GRID_SIZE,
+    SEED,
+    add_overwrite_argument,
+    add_progress_argument,
+    bounded,
+    check_grid,
+    reporter_from_args,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,13 +33,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "analytic femur, pelvis, vertebra and rib measurements, and an overview PNG.",
     )
     p.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same phantom; default 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="random seed (same seed, same phantom; default 0)")
     p.add_argument(
-        "--shape", type=int, nargs=3, default=None, metavar=("X", "Y", "Z"), help="grid size (default 128 128 160)"
+        "--shape", type=GRID_SIZE, nargs=3, default=None, metavar=("X", "Y", "Z"),
+        help="grid size (default 128 128 160)",
     )
     p.add_argument(
         "--spacing",
-        type=float,
+        type=bounded(float, 0, 50, above=True, unit=" mm"),
         default=None,
         metavar="MM",
         help="isotropic voxel size; default: the field of view spans the Z axis (about 4-6.5 mm for 160 slices)",
@@ -43,33 +52,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build and write the phantom; prints a JSON result with ``--progress json``."""
-    import numpy as np
-    from PIL import Image
+    from pathlib import Path
 
     from SwinX2SLib.conventions import DEFAULT_GRID_SHAPE
-    from SwinX2SLib.errors import InputError, OutputError
-    from SwinX2SLib.io import atomic_write, prepare_output_dir
+    from SwinX2SLib.io import staged_outputs, write_png
     from SwinX2SLib.phantom import make_phantom
 
-    shape = tuple(args.shape or DEFAULT_GRID_SHAPE)
-    if min(shape) < 8:
-        raise InputError("--shape", f"each size must be at least 8 voxels, got {list(shape)}")
-    if args.spacing is not None and not args.spacing > 0:
-        raise InputError("--spacing", f"must be a positive number of mm, got {args.spacing}")
+    shape = check_grid(args.shape or DEFAULT_GRID_SHAPE)
     reporter = reporter_from_args(args)
-    out_dir = prepare_output_dir(args.output)
-    overview_path = out_dir / "overview.png"
-    existing = [n for n in ("ct.nii.gz", "labels.nii.gz", "truth.json", "overview.png") if (out_dir / n).exists()]
-    if existing and not args.overwrite:
-        raise OutputError(f"{out_dir / existing[0]}: already exists (use --overwrite to replace it)")
-    reporter.update("build", 0.0, f"phantom seed {args.seed}, grid {list(shape)}")
-    phantom = make_phantom(seed=args.seed, shape=shape, spacing_mm=args.spacing)
-    reporter.update("write", 0.6, f"writing to {out_dir}")
-    paths = phantom.write(out_dir, overwrite=args.overwrite)
-    reporter.update("overview", 0.8, "rendering the overview")
-    with atomic_write(overview_path, overwrite=args.overwrite) as tmp:
-        Image.fromarray(np.ascontiguousarray(phantom.overview())).save(tmp, format="PNG")
-    files = [str(p) for p in (*paths.values(), overview_path)]
+    out_dir = Path(args.output)
+    names = ("ct.nii.gz", "labels.nii.gz", "truth.json", "overview.png")
+    with staged_outputs(out_dir, names, args.overwrite) as stage:
+        reporter.update("build", 0.0, f"phantom seed {args.seed}, grid {list(shape)}")
+        phantom = make_phantom(seed=args.seed, shape=shape, spacing_mm=args.spacing)
+        reporter.update("write", 0.6, f"writing to {out_dir}")
+        phantom.write(stage)
+        reporter.update("overview", 0.8, "rendering the overview")
+        write_png(phantom.overview(), stage / "overview.png")
+    files = [str(out_dir / name) for name in names]
     present = [n for n, s in phantom.truth["structures"].items() if s["status"] != "absent"]
     reporter.update("done", 1.0, f"{len(present)} structures in the field of view")
     reporter.result({"files": files, "seed": args.seed, "grid": phantom.grid.to_dict(), "structures": len(present)})

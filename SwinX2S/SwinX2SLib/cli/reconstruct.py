@@ -19,7 +19,13 @@ import sys
 from typing import Any
 
 from ..progress import ProgressReporter
-from .common import add_device_arguments, add_overwrite_argument, add_progress_argument, reporter_from_args
+from .common import (
+    add_device_arguments,
+    add_overwrite_argument,
+    add_progress_argument,
+    bounded,
+    reporter_from_args,
+)
 
 _PUBLISHED = re.compile(r"_input_(cor|sag)\.nii(\.gz)?$")
 
@@ -41,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
     p.add_argument("--model", help="model folder (model.safetensors + model.json); default: the built-in model")
     add_device_arguments(p)
-    p.add_argument("--pixel-spacing", type=float, metavar="MM",
+    p.add_argument("--pixel-spacing", type=bounded(float, 0, 10, above=True, unit=" mm"), metavar="MM",
                    help="pixel spacing of both radiographs in mm (overrides the files)")
     p.add_argument("--meshes", choices=("stl", "obj", "vtp"), help="also write one surface mesh per bone (RAS)")
     p.add_argument("--largest-component", action="store_true",
@@ -64,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, reporter: ProgressReporter) -> int:
     from ..errors import InputError
-    from ..inference import Reconstructor, check_outputs_free, planned_outputs, write_reconstruction
-    from ..io import prepare_output_dir
+    from ..inference import OUTPUT_NAMES, Reconstructor, check_outputs_free, planned_outputs, stage_reconstruction
+    from ..io import prepare_output_dir, staged_outputs
 
     kind = _input_kind(args)
     folder = prepare_output_dir(args.output)
@@ -76,21 +82,21 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter) -> int:
     check_outputs_free(planned, args.overwrite)
     if args.label is not None and kind == "xray":
         raise InputError(args.label, "a ground truth can only be aligned with a CT or a published input pair")
+    inputs = _read_inputs(args, kind)  # input errors come before the model is loaded
     reporter.update("load", 0.01, "loading the model")
     reconstructor = Reconstructor(args.model, args.device, progress=reporter.update, precision=args.precision)
-    result = _reconstruct(reconstructor, args, kind)
+    result = _reconstruct(reconstructor, args, kind, inputs)
     evaluation = _evaluate(result, args.label, kind) if args.label is not None else None
     reporter.update("write", 0.9, f"writing outputs to {folder}")
-    summary = write_reconstruction(result, folder, overwrite=args.overwrite, meshes=args.meshes,
-                                   evaluation=evaluation)
-    if args.measure:
-        from ..inference import OUTPUT_NAMES
-        from ..measurements import measure_report
+    with staged_outputs(folder, [p.name for p in planned], args.overwrite) as stage:
+        summary = stage_reconstruction(result, stage, folder, meshes=args.meshes, evaluation=evaluation)
+        if args.measure:
+            from ..measurements import measure_report
 
-        reporter.update("measure", 0.95, "clinical measurements")
-        against = args.label if kind == "ct" else None
-        written = measure_report(folder / OUTPUT_NAMES["labels"], folder, against=against, overwrite=args.overwrite)
-        summary["outputs"].update({path.name: str(path) for path in written})
+            reporter.update("measure", 0.95, "clinical measurements")
+            against = args.label if kind == "ct" else None
+            written = measure_report(stage / OUTPUT_NAMES["labels"], stage, against=against, overwrite=True)
+            summary["outputs"].update({path.name: str(folder / path.name) for path in written})
     reporter.update("done", 1.0, f"{len(result.segments)} segments")
     payload: dict[str, Any] = {"output_dir": str(folder), "outputs": summary["outputs"],
                                "segments": len(result.segments), "device": result.device,
@@ -122,15 +128,28 @@ def _input_kind(args: argparse.Namespace) -> str:
     return "xray"
 
 
-def _reconstruct(reconstructor: Any, args: argparse.Namespace, kind: str) -> Any:
-    from ..io import read_volume
+def _read_inputs(args: argparse.Namespace, kind: str) -> tuple[Any, Any]:
+    """Read and check the input images (CT and label, or both radiographs) before anything else is done."""
+    from ..conventions import read_published_pair
+    from ..io import check_ct_shows_bone, read_label_map, read_volume, read_xray
 
     if kind == "ct":
-        return reconstructor.reconstruct_ct(read_volume(args.ct), read_volume(args.label) if args.label else None,
-                                            args.largest_component, source={"ct": str(args.ct)})
+        ct = read_volume(args.ct)
+        check_ct_shows_bone(ct, args.ct)
+        return ct, read_label_map(args.label, ct) if args.label else None
     if kind == "published":
-        return reconstructor.reconstruct_published(args.coronal, args.sagittal, args.largest_component)
-    return reconstructor.reconstruct_xrays(args.coronal, args.sagittal, args.pixel_spacing, args.largest_component)
+        read_published_pair(args.coronal, args.sagittal)
+        return args.coronal, args.sagittal
+    return read_xray(args.coronal, args.pixel_spacing), read_xray(args.sagittal, args.pixel_spacing)
+
+
+def _reconstruct(reconstructor: Any, args: argparse.Namespace, kind: str, inputs: tuple[Any, Any]) -> Any:
+    first, second = inputs
+    if kind == "ct":
+        return reconstructor.reconstruct_ct(first, second, args.largest_component, source={"ct": str(args.ct)})
+    if kind == "published":
+        return reconstructor.reconstruct_published(first, second, args.largest_component)
+    return reconstructor.reconstruct_xrays(first, second, args.pixel_spacing, args.largest_component)
 
 
 def _evaluate(result: Any, label_path: str, kind: str) -> Any:

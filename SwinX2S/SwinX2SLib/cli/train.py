@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.overrides:
             raise InputError("--set", "a resumed run keeps its configuration; start a new run to change it")
-        trainer = Trainer(None, args.resume, resume=True, reporter=reporter, command=command)
+        trainer = Trainer(None, args.resume, resume=True, reporter=reporter, command=command,
+                          overwrite=args.overwrite)
     else:
         if not args.output:
             raise InputError("--output", "give the run folder with -o RUN_DIR")
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             config = apply_overrides(load_config(args.config), args.overrides)
         else:
             config = config_from_dict(override_mapping({"preset": args.preset}, args.overrides), "--preset")
-        trainer = Trainer(config, args.output, reporter=reporter, command=command)
+        trainer = Trainer(config, args.output, reporter=reporter, command=command, overwrite=args.overwrite)
     result = trainer.fit()
     reporter.result({
         "run_dir": str(result.run_dir), "epoch": result.epoch, "step": result.step,

@@ -17,7 +17,6 @@ Example::
 from __future__ import annotations
 
 import csv
-import json
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -225,27 +224,20 @@ def write_report(
     Raises:
         OutputError: a file exists and ``overwrite`` is false, or the folder is not writable.
     """
-    from ..errors import OutputError
-    from ..io import atomic_write, prepare_output_dir
+    from ..io import atomic_write, staged_outputs, write_json
 
-    folder = prepare_output_dir(output_dir)
     documents = {"measurements.json": measurements, "landmarks.json": landmarks(measurements)}
     if comparison is not None:
         documents["comparison.json"] = comparison
-    existing = [folder / n for n in (*documents, "measurements.csv") if (folder / n).exists()]
-    if existing and not overwrite:
-        raise OutputError(f"{existing[0]}: already exists (use --overwrite to replace it)")
-    written = []
-    for name, document in documents.items():
-        with atomic_write(folder / name, overwrite=overwrite) as tmp:
-            tmp.write_text(json.dumps(document, indent=1) + "\n")
-        written.append(folder / name)
-    with atomic_write(folder / "measurements.csv", overwrite=overwrite) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["structure", "parameter", "value", "status", "reason"])
-        writer.writeheader()
-        writer.writerows(csv_rows(measurements))
-    written.append(folder / "measurements.csv")
-    return written
+    names = [*documents, "measurements.csv"]
+    with staged_outputs(output_dir, names, overwrite) as stage:  # all files or none
+        for name, document in documents.items():
+            write_json(document, stage / name)
+        with atomic_write(stage / "measurements.csv") as tmp, tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["structure", "parameter", "value", "status", "reason"])
+            writer.writeheader()
+            writer.writerows(csv_rows(measurements))
+    return [Path(output_dir) / name for name in names]
 
 
 def read_label_volume(path: str | PathLike[str], published: bool = False) -> LabelVolume:
@@ -261,9 +253,10 @@ def read_label_volume(path: str | PathLike[str], published: bool = False) -> Lab
     """
     from ..conventions import read_published_volume
     from ..errors import InputError
-    from ..io import read_volume
+    from ..io import read_label_map
 
-    volume = label_volume(*read_published_volume(path)) if published else label_volume_from_image(read_volume(path))
+    volume = (label_volume(*read_published_volume(path)) if published
+              else label_volume_from_image(read_label_map(path)))
     values = np.unique(volume.labels)
     if values.min() < 0 or values.max() >= catalogue.NUM_CLASSES:
         raise InputError(

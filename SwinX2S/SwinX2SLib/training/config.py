@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -205,8 +206,9 @@ class ScheduleConfig:
         checkpoint_every_steps: also write ``last`` every n steps within an epoch (0: at epoch ends only).
         log_every: write a step record every n steps.
         export_best: write the model directory ``RUN_DIR/model`` whenever validation improves.
-        export_dir: also write the best model to this model directory whenever validation improves (e.g. the
-            model shipped with SwinX2S), with the full model card.
+        export_dir: also write the best model to this model directory whenever validation improves, with the
+            full model card. A folder that exists and was not written by this run stops the run before its first
+            step unless ``swinx2s train --overwrite`` is given.
         export_holdout: evaluate the held-out cases for the card of ``export_dir``.
     """
 
@@ -352,15 +354,38 @@ def load_config(path: str | Path) -> TrainConfig:
     import yaml
 
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise InputError(path, "is not a regular file")
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise InputError(path, f"is {path.stat().st_size} bytes; a configuration has at most {MAX_CONFIG_BYTES}")
         text = path.read_text()
-    except OSError as exc:
-        raise InputError(path, f"cannot read the configuration ({exc.strerror or exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"cannot read the configuration ({getattr(exc, 'strerror', None) or exc})") from None
     try:
-        mapping = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        mapping = json.loads(text) if path.suffix.lower() == ".json" else _load_yaml(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise InputError(path, f"not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}") from None
+        reason = " ".join(str(exc).split())
+        raise InputError(path, f"not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {reason}") from None
     return config_from_dict(mapping or {}, str(path))
+
+
+MAX_CONFIG_BYTES = 1 << 20
+"""Largest configuration file accepted (bytes)."""
+
+
+def _load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` without aliases: ``*name`` references are refused (an alias bomb of a few hundred bytes
+    would otherwise expand to billions of nodes), and so is every ``!!python`` tag (safe_load never runs code)."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.YAMLError(f"aliases (*{self.peek_event().anchor}) are not accepted in a configuration")
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=NoAliasLoader)  # a SafeLoader subclass: no Python objects
 
 
 def save_config(config: TrainConfig, path: str | Path, overwrite: bool = True) -> Path:
@@ -396,7 +421,10 @@ def override_mapping(mapping: dict[str, Any], overrides: list[str]) -> dict[str,
         section, dot, name = key.strip().partition(".")
         if not sep or (dot and section not in _SECTIONS) or (not dot and section not in ("name",)):
             raise InputError(item, "overrides look like section.key=value, e.g. optim.lr=1e-4")
-        value = yaml.safe_load(raw)
+        try:
+            value = _load_yaml(raw)
+        except yaml.YAMLError as exc:
+            raise InputError(item, f"not a valid YAML value ({' '.join(str(exc).split())})") from None
         if dot:
             mapping.setdefault(section, {})[name] = value
         else:
@@ -415,6 +443,7 @@ def _detect_source(root: str | None, source: str) -> str:
 
 def _validate(config: TrainConfig, source: str) -> None:
     checks = [
+        (all(math.isfinite(v) for v in _numbers(config.to_dict())), "numbers must be finite (no .inf or .nan)"),
         (config.optim.lr > 0, "optim.lr must be positive"),
         (config.optim.precision in ("float32", "bfloat16"), "optim.precision must be float32 or bfloat16"),
         # measured with PyTorch 2.14 on the CPU: deterministic convolutions under bfloat16 autocast gave NaN kernel
@@ -435,6 +464,15 @@ def _validate(config: TrainConfig, source: str) -> None:
     for ok, message in checks:
         if not ok:
             raise InputError(source, message)
+
+
+def _numbers(value: Any) -> list[float]:
+    """Every float in a nested configuration mapping."""
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _numbers(v)]
+    if isinstance(value, (list, tuple)):
+        return [n for v in value for n in _numbers(v)]
+    return [value] if isinstance(value, float) else []
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

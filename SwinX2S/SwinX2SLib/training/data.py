@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,9 +238,13 @@ class SampleCache:
 
         path = self.path(key)
         if path.exists():
-            with np.load(path) as data:
-                return Sample(data["coronal"], data["sagittal"], data["label"], float(data["spacing_mm"]),
-                              str(data["name"]))
+            try:  # allow_pickle=False (numpy's default): an object array in the file is refused, never unpickled
+                with np.load(path, allow_pickle=False) as data:
+                    return Sample(data["coronal"], data["sagittal"], data["label"], float(data["spacing_mm"]),
+                                  str(data["name"]))
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+                raise InputError(path, f"not a readable cached sample ({type(exc).__name__}: {exc}); delete it "
+                                       "to render it again") from None
         sample = make()
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_write(path, overwrite=True) as tmp, tmp.open("wb") as handle:
@@ -262,18 +267,30 @@ class PublishedCases:
                  cache: SampleCache | None = None) -> None:
         self.root = Path(root)
         list_path = self.root / "data_list.json"
+        if list_path.exists() and not list_path.is_file():
+            raise InputError(list_path, "is not a regular file")
         try:
             data = json.loads(list_path.read_text())
         except OSError as exc:
             raise InputError(list_path, f"cannot read the data list ({exc.strerror or exc})") from None
         except ValueError as exc:
             raise InputError(list_path, f"not valid JSON ({exc})") from None
+        if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+            raise InputError(list_path, "must be a JSON object of lists, e.g. {\"training\": [...]}")
         if split not in data:
             raise InputError(list_path, f"has no {split!r} list (found: {', '.join(data) or 'nothing'})")
         self.items = []
         for k, item in enumerate(data[split]):
             if not (isinstance(item, dict) and len(item.get("image", ())) == 2 and "label" in item):
                 raise InputError(list_path, f"{split}[{k}] must look like {{'image': [cor, sag], 'label': lab}}")
+            names = (*item["image"], item["label"])  # absolute paths may point anywhere, by design
+            for name in names:
+                if not isinstance(name, str) or (not Path(name).is_absolute() and ".." in Path(name).parts):
+                    raise InputError(list_path, f"{split}[{k}]: {name!r} must be a file name, or a relative path "
+                                                f"that stays inside {self.root}")
+            for name in names:
+                if not (self.root / name).is_file():
+                    raise InputError(self.root / name, f"listed in {list_path} ({split}[{k}]) but not a file")
             self.items.append(item)
         self.split = split
         self.subset_task = subset_task
@@ -377,14 +394,17 @@ class PhantomCases:
     def seed(self, index: int, epoch: int = 0) -> int:
         return self.seed_start + (epoch * self.count if self.endless else 0) + index
 
+    def key(self, index: int, epoch: int = 0) -> dict[str, Any]:
+        """What determines the sample (its :class:`SampleCache` key)."""
+        return {"kind": "phantom", "seed": self.seed(index, epoch), "shape": self.shape, "views": self.views,
+                "preset": self.preset, "spacing": self.spacing_mm}
+
     def load(self, index: int, epoch: int = 0) -> Sample:
         seed = self.seed(index, epoch)
         if self.cache is None:
             return render_phantom(seed, self.shape, self.views, self.preset, self.spacing_mm)
-        key = {"kind": "phantom", "seed": seed, "shape": self.shape, "views": self.views, "preset": self.preset,
-               "spacing": self.spacing_mm}
         return self.cache.get_or_make(
-            key, lambda: render_phantom(seed, self.shape, self.views, self.preset, self.spacing_mm))
+            self.key(index, epoch), lambda: render_phantom(seed, self.shape, self.views, self.preset, self.spacing_mm))
 
 
 def render_phantom(seed: int, shape: Sequence[int], views: int, preset: str,

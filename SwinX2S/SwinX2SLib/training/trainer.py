@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 import signal
 import threading
 import time
@@ -36,7 +37,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from SwinX2SLib.errors import InputError, ModelError
+from SwinX2SLib.errors import InputError, ModelError, OutputError, SwinX2SError
 from SwinX2SLib.progress import ProgressReporter
 from SwinX2SLib.training import distributed
 from SwinX2SLib.training.config import TrainConfig, load_config, save_config
@@ -203,7 +204,9 @@ def export_from_run(
     path = run_dir / CHECKPOINT_DIR / f"{checkpoint}.pt"
     if not path.exists():
         raise InputError(path, "no such checkpoint (has the run validated or finished an epoch yet?)")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    from SwinX2SLib.checkpoints import load_torch_file
+
+    state = load_torch_file(path, "training checkpoint")
     config = load_config(run_dir / CONFIG_NAME)
     model = build_model(config)
     model.load_state_dict(state["model"])
@@ -289,6 +292,8 @@ class Trainer:
         callback: called with every step and epoch record (rank 0), e.g. to drive a GUI.
         stop_file: path whose existence requests a clean stop (default ``RUN_DIR/STOP``).
         command: the command line that started this session (logged; exported to the model card).
+        overwrite: let ``schedule.export_dir`` replace a model directory this run did not write (otherwise an
+            existing one stops the run before its first step).
 
     Examples::
 
@@ -301,7 +306,7 @@ class Trainer:
     def __init__(self, config: TrainConfig | None, run_dir: str | Path, *, resume: bool = False,
                  reporter: ProgressReporter | None = None,
                  callback: Callable[[dict[str, Any]], None] | None = None,
-                 stop_file: str | Path | None = None, command: str | None = None) -> None:
+                 stop_file: str | Path | None = None, command: str | None = None, overwrite: bool = False) -> None:
         self.run_dir = Path(run_dir)
         if resume:
             if not (self.run_dir / CHECKPOINT_DIR / "last.pt").exists():
@@ -315,24 +320,34 @@ class Trainer:
         self.callback = callback
         self.stop_file = Path(stop_file) if stop_file else self.run_dir / STOP_FILE
         self.command = command
+        self.overwrite = overwrite
         self.model: nn.Module | None = None
         """The (unwrapped) model being trained, available once :meth:`fit` has built it."""
         self._signal_stop = threading.Event()
 
     # ----------------------------------------------------------------------------------------------- public
     def fit(self) -> TrainResult:
-        """Run (or continue) training until the last epoch, early stopping, the stop file or SIGTERM."""
+        """Run (or continue) training until the last epoch, early stopping, the stop file or SIGTERM.
+
+        A new run folder is removed again when the run fails (:class:`SwinX2SError`) before its first checkpoint.
+        """
         cfg = self.config
         ctx = distributed.init_distributed(cfg.schedule.device)
+        created = not self.run_dir.exists()
         try:
             with self._sigterm_handler(), _deterministic_algorithms(cfg.schedule.deterministic):
                 return self._fit(ctx)
+        except SwinX2SError:
+            if created and ctx.is_main and not (self.run_dir / CHECKPOINT_DIR / "last.pt").exists():
+                shutil.rmtree(self.run_dir, ignore_errors=True)  # a new run that failed before its first checkpoint
+            raise
         finally:
             distributed.cleanup()
 
     # ------------------------------------------------------------------------------------------------ setup
     def _fit(self, ctx: distributed.DistContext) -> TrainResult:
         cfg = self.config
+        self._check_export_dir()
         if cfg.schedule.threads > 0:
             torch.set_num_threads(cfg.schedule.threads)
         if ctx.is_main:
@@ -389,6 +404,11 @@ class Trainer:
                 losses.append(loss)
                 state["step"] += 1
                 state["step_in_epoch"] = position + 1
+                if not math.isfinite(loss):
+                    logger.log("stop", reason="non_finite_loss", epoch=epoch, step=state["step"])
+                    raise InputError(self.run_dir, f"the loss became {loss} at step {state['step']}: training "
+                                                   "diverged (lower optim.lr?); checkpoints/last.pt keeps the last "
+                                                   "good state")
                 rate = (state["step"] - start_step) * cfg.optim.batch_size * ctx.world_size / max(
                     time.monotonic() - start_time, 1e-9)
                 eta = (total - state["step"]) * cfg.optim.batch_size * ctx.world_size / max(rate, 1e-9)
@@ -423,8 +443,9 @@ class Trainer:
                 if ctx.is_main and cfg.schedule.export_best:
                     _save_model_dir(model, cfg, self.run_dir / MODEL_DIR, state, val or {}, {}, overwrite=True)
                 if ctx.is_main and cfg.schedule.export_dir:
-                    export_from_run(self.run_dir, cfg.schedule.export_dir, "best",
-                                    holdout=cfg.schedule.export_holdout, overwrite=True)
+                    exported, _ = export_from_run(self.run_dir, cfg.schedule.export_dir, "best",
+                                                  holdout=cfg.schedule.export_holdout, overwrite=True)
+                    logger.log("export", path=str(exported.resolve()), epoch=epoch + 1, step=state["step"])
                 distributed.barrier()
             record = logger.epoch(epoch=epoch + 1, step=state["step"], train_loss=train_loss,
                                   lr=optimizer.param_groups[0]["lr"],
@@ -520,6 +541,20 @@ class Trainer:
         state["validation"] = val
         return val, improved
 
+    def _check_export_dir(self) -> None:
+        """Refuse to start when ``schedule.export_dir`` holds something this run has not written itself.
+
+        Raises:
+            OutputError: the folder exists, no ``export`` record of this run names it, and ``overwrite`` is false.
+        """
+        target = self.config.schedule.export_dir
+        if not target or self.overwrite or not Path(target).exists():
+            return
+        ours = {r.get("path") for r in read_log(self.run_dir) if r["event"] == "export"}
+        if str(Path(target).resolve()) not in ours:
+            raise OutputError(f"{target}: schedule.export_dir already exists and this run would replace it "
+                              "(use --overwrite, another export_dir, or export later with swinx2s train --export)")
+
     # ----------------------------------------------------------------------------------------- checkpoints
     def _save(self, ctx: distributed.DistContext, name: str, model: nn.Module, optimizer: Any, scheduler: Any,
               scaler: Any, state: dict[str, Any]) -> None:
@@ -538,16 +573,17 @@ class Trainer:
                 "config": self.config.to_dict(),
             }
             with atomic_write(folder / f"{name}.pt", overwrite=True) as tmp:
-                torch.save(payload, tmp)
+                try:
+                    torch.save(payload, tmp)
+                except RuntimeError as exc:  # how torch's writer reports a full disk
+                    raise OSError(str(exc).strip().splitlines()[0]) from None
         distributed.barrier()
 
     def _load_last(self, model: nn.Module, optimizer: Any, scheduler: Any, scaler: Any, device: torch.device,
                    state: dict[str, Any]) -> dict[str, Any]:
-        path = self.run_dir / CHECKPOINT_DIR / "last.pt"
-        try:
-            payload = torch.load(path, map_location=device, weights_only=False)
-        except (OSError, RuntimeError, EOFError) as exc:
-            raise InputError(path, f"cannot read the checkpoint ({exc})") from None
+        from SwinX2SLib.checkpoints import load_torch_file
+
+        payload = load_torch_file(self.run_dir / CHECKPOINT_DIR / "last.pt", "training checkpoint")
         model.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
         scheduler.load_state_dict(payload["scheduler"])
@@ -714,7 +750,12 @@ def _seed_everything(seed: int) -> None:
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """All random generator states as tensors and plain data (loadable with ``torch.load(weights_only=True)``)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+             "python": [version, list(internal), gauss_next]}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -722,7 +763,9 @@ def _rng_state() -> dict[str, Any]:
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"].cpu())
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
