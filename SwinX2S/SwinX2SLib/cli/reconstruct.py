@@ -77,7 +77,8 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter) -> int:
     if args.label is not None and kind == "xray":
         raise InputError(args.label, "a ground truth can only be aligned with a CT or a published input pair")
     reporter.update("load", 0.01, "loading the model")
-    reconstructor = Reconstructor(args.model, args.device, progress=reporter.update, precision=args.precision)
+    reconstructor = Reconstructor(args.model, args.device, progress=reporter.update, precision=args.precision,
+                                  engine=args.engine)
     result = _reconstruct(reconstructor, args, kind)
     evaluation = _evaluate(result, args.label, kind) if args.label is not None else None
     reporter.update("write", 0.9, f"writing outputs to {folder}")
