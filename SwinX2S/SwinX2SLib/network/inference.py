@@ -42,9 +42,9 @@ import torch.nn.functional as F
 from monai.networks.blocks import UnetResBlock, UnetrUpBlock
 from torch import nn
 
-from ..conventions import PROJECTION_AXIS
+from ..conventions import PROJECTION_AXIS, VIEWS
 from ..precision import exact_float32
-from .dimension_expansion import VIEWS, DimensionExpansion
+from .dimension_expansion import DimensionExpansion
 from .engine import resolve_engine
 from .swin_x2s import SwinX2S
 
