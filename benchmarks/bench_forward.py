@@ -192,9 +192,11 @@ def main() -> None:
             command = [sys.executable, __file__, *sys.argv[1:], "--variant", variant, "--onnx-file", onnx_file]
             if path == "onnx":
                 subprocess.run([*command, "--export-onnx", onnx_file], check=True, capture_output=True)
-            out = subprocess.run([*command, "--path", path, "--labels-out", labels], check=True,
-                                 capture_output=True, text=True).stdout
-            results[path] = json.loads(out.strip().splitlines()[-1])
+            done = subprocess.run([*command, "--path", path, "--labels-out", labels], capture_output=True, text=True)
+            if done.returncode != 0:  # report it and go on with the other paths
+                print(f"{variant:<6} {path:<16} failed: {done.stderr.strip().splitlines()[-1]}", flush=True)
+                continue
+            results[path] = json.loads(done.stdout.strip().splitlines()[-1])
             r = results[path]
             cuda = f", peak CUDA {r['peak_cuda_gb']:.3f} GB" if "peak_cuda_gb" in r else ""
             print(
@@ -202,6 +204,8 @@ def main() -> None:
                 f"{r['first_seconds']:.1f} s)  peak RSS {r['peak_rss_gb']:5.2f} GB (baseline "
                 f"{r['baseline_rss_gb']:.2f} GB){cuda}  batch {r['batch']}", flush=True
             )
+        if not results:
+            continue
         reference_path, reference = next(iter(results.items()))
         memory = "peak_cuda_gb" if "peak_cuda_gb" in reference else "peak_rss_gb"
         reference_labels = torch.load(reference["labels"]).long()
