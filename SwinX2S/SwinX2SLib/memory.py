@@ -15,8 +15,9 @@ training step of the default model about 3 s of its 10 s. Remedies, chosen per c
   and fragments), which suits a long, repetitive training run better than a one-off prediction.
 
 These settings hold for the whole process and cannot be undone, so only a program's entry point applies them
-(:func:`tune_process`, called by the ``swinx2s`` program, ``python -m SwinX2SLib.cli`` and the benchmarks), never a
-library function: :func:`SwinX2SLib.cli.main` called from other code leaves the process as it found it.
+(:func:`tune_process`, called by the ``swinx2s`` program, ``python -m SwinX2SLib.cli`` and
+``benchmarks/bench_forward.py``), never a library function: :func:`SwinX2SLib.cli.main` called from other code
+leaves the process as it found it.
 """
 
 from __future__ import annotations
