@@ -29,7 +29,7 @@ Only the summation order inside convolutions and normalisation statistics differ
 
 This path reads the MONAI blocks' parameters and settings instead of calling them, so it runs only on a model whose
 structure :func:`~.engine.fast_path_problems` accepts; ``engine="plain"`` (or a model that fails the check) runs the
-plain forward pass (see :mod:`.engine`). Each attribute it reads has a test (``Testing/test_network.py``).
+plain forward pass (see :mod:`.engine`). Each attribute it reads has a test (``Testing/test_engine.py``).
 """
 
 from __future__ import annotations
