@@ -258,10 +258,21 @@ def test_reconstruct_arguments_follow_the_mode() -> None:
             bad.as_arg_list()
 
 
+def test_every_command_is_listed_and_a_broken_command_module_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``swinx2s --help`` (a real subprocess) lists every command module; one that does not import is an error,
+    never a silently missing command."""
+    help_text = _swinx2s(["--help"]).stdout
+    listed = {name for name in COMMANDS if re.search(rf"^\s+{name}\s", help_text, flags=re.MULTILINE)}
+    assert listed == set(COMMANDS)
+    import SwinX2SLib.cli as cli
+
+    monkeypatch.setattr(cli, "COMMANDS", (*COMMANDS, "no_such_command"))
+    with pytest.raises(ModuleNotFoundError, match="no_such_command"):
+        cli.build_parser()
+
+
 def test_reconstruct_options_exist_in_the_command_line() -> None:
     """Every option the module passes is accepted by ``swinx2s reconstruct`` (checked on its --help)."""
-    if "reconstruct" not in _available_commands():
-        pytest.skip("`swinx2s reconstruct` is not available yet")
     help_text = _swinx2s(["reconstruct", "--help"]).stdout
     for option in ("--coronal", "--sagittal", "--ct", "--label", "--model", "--device", "--pixel-spacing",
                    "--meshes", "--largest-component", "--overwrite", "--progress"):
@@ -278,11 +289,6 @@ def _environment() -> dict[str, str]:
 def _swinx2s(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(slicer_support.command_line(sys.executable, args), env=_environment(),
                           capture_output=True, timeout=timeout, text=True)
-
-
-def _available_commands() -> set[str]:
-    help_text = _swinx2s(["--help"]).stdout
-    return {name for name in COMMANDS if re.search(rf"^\s+{name}\s", help_text, flags=re.MULTILINE)}
 
 
 def _events(stdout: bytes | str, chunk: int = 7) -> list[slicer_support.Event]:
@@ -455,8 +461,6 @@ def test_kill_forces_a_process_that_ignores_sigterm() -> None:
 @pytest.fixture(scope="module")
 def phantom_case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A phantom CT with labels, made by ``swinx2s phantom`` (default grid: C1 to mid-thigh)."""
-    if "phantom" not in _available_commands():
-        pytest.skip("`swinx2s phantom` is not available yet")
     folder = tmp_path_factory.mktemp("phantom")
     completed = _swinx2s(["phantom", "-o", str(folder), "--seed", "7", "--progress", "json"])
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -500,8 +504,6 @@ def test_measurements_become_table_rows_and_markups(phantom_case: dict[str, str]
 def test_reconstruction_result_becomes_the_segment_table(phantom_case: dict[str, str], tmp_path: Path) -> None:
     """Reconstruct (CT mode, a tiny untrained model, with measurements): summary, label map on the CT grid and the
     segment table agree; the measurement files come back in the same result."""
-    if "reconstruct" not in _available_commands():
-        pytest.skip("`swinx2s reconstruct` is not available yet")
     model = _tiny_model_dir(tmp_path / "model")
     params = slicer_support.ReconstructParameters(str(tmp_path / "out"), ct=phantom_case["ct.nii.gz"],
                                                   model=str(model), device="cpu", measure=True)
@@ -571,8 +573,6 @@ def test_model_import_of_a_published_checkpoint(tmp_path: Path, shared_dir: Path
     import torch
 
     keys = shared_dir / "reference" / "official_model" / "keys_tiny_128x128x160_55.tsv"
-    if "model" not in _available_commands():
-        pytest.skip("`swinx2s model` is not available yet")
     state = {}
     for line in keys.read_text().splitlines()[1:]:
         name, shape = line.split("\t")

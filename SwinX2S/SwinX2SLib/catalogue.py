@@ -42,6 +42,7 @@ __all__ = [
     "class_ids",
     "color_table_rows",
     "full_to_subset",
+    "relabel",
     "subset_to_full",
     "totalseg_id_to_id",
     "totalseg_name_to_id",
@@ -303,22 +304,31 @@ def totalseg_id_to_id(total_id: int) -> int | None:
     return _TS_ID_TO_ID.get(int(total_id))
 
 
-def _lookup_table(mapping: dict[int, int], size: int) -> np.ndarray:
-    table = np.zeros(size, dtype=np.uint8)
-    for src, dst in mapping.items():
-        table[src] = dst
-    return table
+def relabel(labels: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    """``mapping[v]`` for every value ``v`` of an integer label map, 0 for values ``mapping`` does not name
+    (scikit-image's ``map_array``; the one label lookup of the package).
+
+    Args:
+        labels: non-negative integer label map, any shape.
+        mapping: label value -> new value in ``0..255``.
+
+    Returns:
+        uint8 label map of the same shape.
+    """
+    from skimage.util import map_array
+
+    return map_array(np.asarray(labels), np.fromiter(mapping, np.int64, len(mapping)),
+                     np.fromiter(mapping.values(), np.uint8, len(mapping)))
 
 
 def _apply(labels: np.ndarray, mapping: dict[int, int], what: str) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.size and (labels.min() < 0 or not np.issubdtype(labels.dtype, np.integer)):
         raise ValueError(f"{what}: label maps must hold non-negative integers")
-    top = int(labels.max()) if labels.size else 0
     unknown = sorted(set(np.unique(labels).tolist()) - set(mapping) - {0})
     if unknown:
         raise ValueError(f"{what}: label values {unknown} are not defined")
-    return _lookup_table(mapping, max(top, max(mapping, default=0)) + 1)[labels]
+    return relabel(labels, mapping)
 
 
 def subset_to_full(labels: np.ndarray, task: str) -> np.ndarray:
@@ -337,9 +347,7 @@ def full_to_subset(labels: np.ndarray, task: str) -> np.ndarray:
 
 def totalseg_to_full(labels: np.ndarray) -> np.ndarray:
     """Convert a TotalSegmentator v2 ``total`` label map to our ids; structures we do not model become 0."""
-    labels = np.asarray(labels)
-    top = max(int(labels.max()) if labels.size else 0, max(_TS_ID_TO_ID))
-    return _lookup_table(_TS_ID_TO_ID, top + 1)[labels]
+    return relabel(labels, _TS_ID_TO_ID)
 
 
 def _subset(task: str) -> tuple[int, ...]:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from .catalogue import CATALOGUE_VERSION, NUM_CLASSES, SUBSET_TASKS, by_id, by_name
 from .errors import ModelError
+from .network.engine import ENGINES
 from .network.registry import VariantConfig, get_variant, variant_name
 
 if TYPE_CHECKING:
@@ -356,6 +357,9 @@ class ModelCard:
         description: one line for humans.
         sha256: SHA-256 of ``model.safetensors`` (filled in by :func:`save_model_dir`).
         format_version: version of this file format.
+        engine: the float32 inference engine the model runs with when the user asks for ``auto``, one of
+            :data:`~SwinX2SLib.network.ENGINES` (``plain`` pins the PyTorch / MONAI forward pass; see
+            :mod:`SwinX2SLib.network.engine`).
     """
 
     variant: str | None = None
@@ -372,6 +376,7 @@ class ModelCard:
     description: str = ""
     sha256: str = ""
     format_version: int = FORMAT_VERSION
+    engine: str = "auto"
 
     def to_json(self) -> str:
         """Pretty JSON text (tuples as lists)."""
@@ -408,6 +413,8 @@ class ModelCard:
         if missing:
             raise ModelError(f"{source}: missing field(s) {missing}")
         _check_card_fields(data, source)
+        if data.get("engine", "auto") not in ENGINES:
+            raise ModelError(f"{source}: engine {data['engine']!r} is not one of {', '.join(ENGINES)}")
         data["img_size"] = tuple(data["img_size"])
         data["classes"] = tuple(data["classes"])
         return cls(**data)

@@ -150,15 +150,11 @@ def keep_largest_component(labels: np.ndarray) -> np.ndarray:
     """
     from scipy import ndimage
 
+    from .connected import largest_component
+
     result = labels.copy()
-    structure = np.ones((3,) * labels.ndim, bool)
     for index, box in enumerate(ndimage.find_objects(labels.astype(np.int32, copy=False))):
-        if box is None:
-            continue
-        mask = labels[box] == index + 1
-        components, count = ndimage.label(mask, structure)
-        if count > 1:
-            sizes = np.bincount(components.ravel())
-            sizes[0] = 0
-            result[box][mask & (components != int(sizes.argmax()))] = 0
+        if box is not None:
+            mask = labels[box] == index + 1
+            result[box][mask & ~largest_component(mask)] = 0
     return result

@@ -34,6 +34,9 @@ sagittal ``90 + k · 90 / N``.
 
 Intensity presets (:data:`PRESETS`)
 -----------------------------------
+A new preset is one entry of :data:`PRESETS` (the command line's choices follow); its tests:
+``Testing/test_drr.py::test_presets_and_geometry_metadata`` and ``::test_cli_preset_choices_match_the_registry``.
+
 * ``published``: what the published Swin-X2S pipeline fed its network: the parallel line integral ``L`` of
   ``max(HU, 0)`` (HU·mm) on a fixed window ``clip(L / 34000, 0, 1)`` common to both views. On the three published
   samples (``Testing/test_drr.py``) the network inputs are linear in ``L`` (no log, gamma or inversion: Pearson

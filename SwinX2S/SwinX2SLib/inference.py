@@ -268,6 +268,9 @@ class Reconstructor:
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         precision: one of :data:`SwinX2SLib.precision.PRECISIONS`.
         progress: optional ``callback(stage, fraction, message)``.
+        engine: the float32 computation, one of :data:`SwinX2SLib.network.ENGINES`; ``"auto"`` takes the model
+            card's ``engine``, and a ``fast`` the model does not fit runs ``plain`` with a warning
+            (:func:`SwinX2SLib.network.resolve_engine`). :attr:`engine` is the one that runs.
 
     Raises:
         ModelError: no model there (the message says how to get one), tampered weights, or a class table that is
@@ -275,7 +278,9 @@ class Reconstructor:
     """
 
     def __init__(self, model_dir: str | PathLike[str] | None = None, device: str = "auto",
-                 progress: Progress | None = None, precision: str = "auto") -> None:
+                 progress: Progress | None = None, precision: str = "auto", engine: str = "auto") -> None:
+        from .network import resolve_engine
+
         self.model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
         self.device = resolve_device(device)
         self.autocast_dtype = resolve_precision(precision, self.device)
@@ -285,6 +290,7 @@ class Reconstructor:
         self.in_channels = int(self.card.in_channels)
         self.preprocessing: dict[str, Any] = dict(getattr(self.card, "preprocessing", {}) or {})
         self._to_catalogue = _label_table(self.card)
+        self.engine = resolve_engine(self.model, self.card.engine if engine == "auto" else engine)
 
     # -- inputs -----------------------------------------------------------------------------------------------
     def reconstruct_xrays(self, coronal: XRay | str | PathLike[str], sagittal: XRay | str | PathLike[str],
@@ -412,13 +418,15 @@ class Reconstructor:
 
         cor = torch.as_tensor(np.asarray(coronal, np.float32), device=self.device)[None]
         sag = torch.as_tensor(np.asarray(sagittal, np.float32), device=self.device)[None]
-        slabs = ((p[0], q[0]) for _, _, p, q in logit_slabs(self.model, cor, sag, autocast_dtype=self.autocast_dtype))
+        slabs = ((p[0], q[0]) for _, _, p, q in logit_slabs(self.model, cor, sag, autocast_dtype=self.autocast_dtype,
+                                                             engine=self.engine))
         return fuse_slabs(slabs, tuple(self.img_size))
 
     def _model_info(self) -> dict[str, Any]:
         info = {"dir": str(self.model_dir), "img_size": list(self.img_size), "in_channels": self.in_channels,
                 "num_classes": int(self.card.num_classes), "preprocessing": self.preprocessing,
-                "precision": str(self.autocast_dtype or "torch.float32").removeprefix("torch.")}
+                "precision": str(self.autocast_dtype or "torch.float32").removeprefix("torch."),
+                "engine": "plain" if self.autocast_dtype is not None else self.engine}
         for key in ("variant", "name", "sha256"):
             if getattr(self.card, key, None) is not None:
                 info[key] = getattr(self.card, key)
@@ -432,7 +440,7 @@ def _load(model_dir: Path, device: torch.device):
     if not (model_dir / "model.json").is_file() or not (model_dir / "model.safetensors").is_file():
         default = " (the built-in default model has not been trained yet)" if model_dir == DEFAULT_MODEL_DIR else ""
         raise ModelError(f"{model_dir}: no trained model here{default}. A model folder holds model.safetensors and "
-                         "model.json; create one with `swinx2s train` or `swinx2s model convert` (published "
+                         "model.json; create one with `swinx2s train` or `swinx2s model import` (published "
                          "checkpoint) and pass it with --model DIR")
     try:
         model, card = load_model_dir(model_dir, device)

@@ -5,14 +5,19 @@ such block is a fresh ``mmap`` whose pages the kernel faults in and zeroes one 4
 Tiny prediction at 128 x 128 x 160 about 1.6 million page faults and 5 s of system time on 2 CPU cores, and a
 training step of the default model about 3 s of its 10 s. Remedies, chosen per command:
 
-* :func:`use_huge_pages` (prediction, the ``swinx2s`` default): PyTorch backs its large tensors with 2 MiB
+* :func:`use_huge_pages` (every command of the ``swinx2s`` program): PyTorch backs its large tensors with 2 MiB
   transparent huge pages, a few hundred faults per volume; peak memory is unchanged.
-* :func:`give_back_large_blocks` (prediction, the ``swinx2s`` default): every block of 1 MiB or more, the slab
-  temporaries among them, goes back to the system when freed; glibc would otherwise keep many of them resident in
-  its heap (a Tiny prediction peaked 0.12 GiB higher with glibc's defaults).
+* :func:`give_back_large_blocks` (prediction: every ``swinx2s`` command but ``train``): every block of 1 MiB or
+  more, the slab temporaries among them, goes back to the system when freed; glibc would otherwise keep many of
+  them resident in its heap (a Tiny prediction peaked 0.12 GiB higher with glibc's defaults).
 * :func:`retain_freed_memory` (training): freed blocks stay in the process heap and are reused without any
   fault; system time drops to almost nothing, at the price of a higher peak (the heap keeps its high-water mark
   and fragments), which suits a long, repetitive training run better than a one-off prediction.
+
+These settings hold for the whole process and cannot be undone, so only a program's entry point applies them
+(:func:`tune_process`, called by the ``swinx2s`` program, ``python -m SwinX2SLib.cli`` and
+``benchmarks/bench_forward.py``), never a library function: :func:`SwinX2SLib.cli.main` called from other code
+leaves the process as it found it.
 """
 
 from __future__ import annotations
@@ -21,11 +26,32 @@ import ctypes
 import os
 import sys
 
-__all__ = ["give_back_large_blocks", "retain_freed_memory", "use_huge_pages"]
+__all__ = ["POLICIES", "give_back_large_blocks", "retain_freed_memory", "tune_process", "use_huge_pages"]
 
 _M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
+
+POLICIES = ("predict", "train")
+"""Memory policies of :func:`tune_process`: ``predict`` gives large freed blocks back, ``train`` keeps freed memory."""
+
+
+def tune_process(policy: str) -> bool:
+    """Set this process's memory up for ``policy`` (one of :data:`POLICIES`): huge pages for PyTorch, then
+    :func:`give_back_large_blocks` (``predict``) or :func:`retain_freed_memory` (``train``).
+
+    For a program's entry point only, before ``import torch`` (see the module docstring).
+
+    Returns:
+        Whether the C library accepted the allocator settings (False on other systems and C libraries).
+
+    Raises:
+        ValueError: ``policy`` is not one of :data:`POLICIES`.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"memory policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+    use_huge_pages()
+    return give_back_large_blocks() if policy == "predict" else retain_freed_memory()
 
 
 def use_huge_pages() -> None:

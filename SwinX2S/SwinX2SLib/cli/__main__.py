@@ -1,7 +1,5 @@
 """``python -m SwinX2SLib.cli`` (how the Slicer modules start the command line under PythonSlicer)."""
 
-import sys
+from . import console_main
 
-from . import main
-
-sys.exit(main())
+console_main()

@@ -8,6 +8,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 
+from ..network.engine import ENGINES
 from ..precision import PRECISIONS
 from ..progress import ProgressReporter
 
@@ -77,12 +78,17 @@ def check_grid(shape: Sequence[int], flag: str = "--shape") -> tuple[int, ...]:
 
 
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--device auto|cpu|cuda`` and ``--precision`` (where and in which arithmetic the network runs)."""
+    """Add ``--device auto|cpu|cuda``, ``--precision`` and ``--engine`` (where, in which arithmetic and by which
+    implementation the network runs)."""
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="where the network runs (auto: CUDA when available)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="network arithmetic: float32 (exact), or autocast to bfloat16 / float16 (faster on a "
                              "GPU; a few boundary voxels may change); auto = float32 on the CPU, float16 on CUDA")
+    parser.add_argument("--engine", choices=ENGINES, default="auto",
+                        help="float32 implementation: fast (hand-written, about half the time and memory on the "
+                             "CPU; checked against the model's structure, plain when it does not fit) or plain "
+                             "(the PyTorch / MONAI forward pass); auto = the model card's choice, else fast")
 
 
 def add_progress_argument(parser: argparse.ArgumentParser) -> None:

@@ -67,7 +67,8 @@ def _run(args: argparse.Namespace, reporter: Any) -> int:
     check_outputs_free(targets, args.overwrite)
 
     reporter.update("load", 0.02, "loading the model")
-    reconstructor = Reconstructor(model_dir, args.device, progress=reporter.update, precision=args.precision)
+    reconstructor = Reconstructor(model_dir, args.device, progress=reporter.update, precision=args.precision,
+                                  engine=args.engine)
     quality = model_quality_note(reconstructor.card)
     if quality:
         reporter.warn(quality)

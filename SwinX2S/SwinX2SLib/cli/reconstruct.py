@@ -84,7 +84,8 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter) -> int:
         raise InputError(args.label, "a ground truth can only be aligned with a CT or a published input pair")
     inputs = _read_inputs(args, kind)  # input errors come before the model is loaded
     reporter.update("load", 0.01, "loading the model")
-    reconstructor = Reconstructor(args.model, args.device, progress=reporter.update, precision=args.precision)
+    reconstructor = Reconstructor(args.model, args.device, progress=reporter.update, precision=args.precision,
+                                  engine=args.engine)
     result = _reconstruct(reconstructor, args, kind, inputs)
     evaluation = _evaluate(result, args.label, kind) if args.label is not None else None
     reporter.update("write", 0.9, f"writing outputs to {folder}")

@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="with --export: evaluate on the configuration's held-out cases and put it on the model card")
     add_overwrite_argument(p)
     add_progress_argument(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, memory="train")  # a training step re-allocates the same volumes: keep them in the heap
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,11 +58,8 @@ def run(args: argparse.Namespace) -> int:
         reporter.result({"model_dir": str(path), "metrics": metrics})
         return 0
 
-    from ..memory import retain_freed_memory
     from ..training.config import apply_overrides, config_from_dict, load_config, override_mapping
     from ..training.trainer import Trainer
-
-    retain_freed_memory()  # a training step re-allocates the same volumes: keep them in the heap
 
     if args.resume:
         if args.overrides:

@@ -12,6 +12,9 @@ Example::
     >>> labels, grid = read_published_volume("s0308_label.nii.gz")   # [x, y, z] array + ModelGrid
     >>> m = measure(labels, grid)
     >>> m["femur"]["left"]["head_radius_mm"], m["pelvis"]["landmarks_ras"]["ASIS_L"]
+
+A new measurement goes into its anatomy module and :func:`measure_volume`; its tests into
+``Testing/test_measurements.py`` (against the analytic truth of the phantoms).
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from .. import connected
+
 __all__ = [
     "LabelVolume",
     "Structure",
@@ -219,23 +221,7 @@ class LabelVolume:
         crop = self.labels[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
         mask = np.isin(crop, ids)
         if largest_component:
-            mask = largest_component_of(mask)
+            mask = connected.largest_component(mask)
         return Structure(mask=mask, offset=lo, volume=self, touches_border=touches)
 
 
-def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """26-connected components of a boolean mask.
-
-    Returns:
-        ``(component labels (same shape), voxel counts per component 1..n (n,))``.
-    """
-    lab, n = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
-    return lab, np.bincount(lab.ravel(), minlength=n + 1)[1:]
-
-
-def largest_component_of(mask: np.ndarray) -> np.ndarray:
-    """The largest 26-connected component of a boolean mask (the mask itself when it is empty)."""
-    lab, counts = components(mask)
-    if len(counts) <= 1:
-        return mask
-    return lab == (int(np.argmax(counts)) + 1)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import catalogue
 from ._geometry import (
     MIN_VOLUME_MM3,
     LabelVolume,
@@ -37,7 +38,7 @@ from ._geometry import (
 
 __all__ = ["FEMUR_IDS", "measure_femur"]
 
-FEMUR_IDS = {"left": 53, "right": 54}
+FEMUR_IDS = {side: catalogue.by_name(f"femur_{side}").id for side in ("left", "right")}
 SUPERIOR = np.array([0.0, 0.0, 1.0])
 #: RAS direction towards the body midline from each femur (RAS x grows towards the patient's right).
 MEDIAL = {"left": np.array([1.0, 0.0, 0.0]), "right": np.array([-1.0, 0.0, 0.0])}

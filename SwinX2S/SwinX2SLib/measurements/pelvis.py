@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import catalogue
 from ._geometry import MIN_VOLUME_MM3, LabelVolume, Structure, not_measurable, unit
 
 __all__ = ["HIP_IDS", "LANDMARKS", "measure_pelvis"]
 
-HIP_IDS = {"L": 52, "R": 51}
+HIP_IDS = {side[0].upper(): catalogue.by_name(f"hip_{side}").id for side in ("left", "right")}
 LANDMARKS = ("ASIS_L", "ASIS_R", "PSIS_L", "PSIS_R", "PT_L", "PT_R", "IS_L", "IS_R")
 #: Medial direction in the (right, anterior, superior) frame for each side.
 _MEDIAL_SIGN = {"L": 1.0, "R": -1.0}

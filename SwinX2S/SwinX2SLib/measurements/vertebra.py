@@ -36,7 +36,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
-from ._geometry import MIN_VOLUME_MM3, LabelVolume, Structure, components, not_measurable, unit
+from ..connected import components
+from ._geometry import MIN_VOLUME_MM3, LabelVolume, Structure, not_measurable, unit
 
 __all__ = ["VERTEBRA_PARAMETERS", "measure_vertebrae"]
 

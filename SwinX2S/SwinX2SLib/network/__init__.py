@@ -6,8 +6,10 @@ Public API::
     model = create_model("base", img_size=(128, 128, 160), in_channels=1, num_classes=55).eval()
     p, q = model(coronal, sagittal)          # [B, N, X, Z], [B, N, Y, Z] -> 2 x [B, 55, X, Y, Z]
     labels = predict_labels(model, coronal, sagittal)   # [B, X, Y, Z] = argmax(p + q)
+    resolve_engine(model, "auto")            # "fast" (hand-written decoder) if the model fits it, else "plain"
 
-:mod:`.registry` is torch-free; the other submodules import torch lazily through this package's attributes.
+:mod:`.registry` and :mod:`.engine` are torch-free at import; the other submodules import torch lazily through this
+package's attributes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .engine import ENGINES, fast_path_problems, resolve_engine
 from .registry import (
     DEFAULT_IMG_SIZE,
     VariantConfig,
@@ -31,15 +34,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_IMG_SIZE",
+    "ENGINES",
     "SwinX2S",
     "VariantConfig",
     "check_img_size",
     "create_model",
+    "fast_path_problems",
     "get_variant",
     "list_variants",
     "logit_slabs",
     "predict_labels",
     "register_variant",
+    "resolve_engine",
     "variant_name",
 ]
 

@@ -2,7 +2,8 @@
 
 A 1x1x1 Conv3d from one channel to ``length`` channels turns every 2-D feature value ``v`` into ``length`` values
 ``w_k * v + b_k`` along the axis the view integrated over; it starts as a plain repeat (weights 1, biases 0). The
-same weights serve both views; only the position of the new axis differs (see ``conventions.PROJECTION_AXIS``):
+same weights serve both views; only the position of the new axis differs (``conventions.PROJECTION_AXIS``, the
+axis the view integrated over; nothing here decides it):
 
 * coronal features ``[B, C, X, Z]`` gain volume axis Y -> ``[B, C, X, Y, Z]``;
 * sagittal features ``[B, C, Y, Z]`` gain volume axis X -> ``[B, C, X, Y, Z]``.
@@ -13,9 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["VIEWS", "DimensionExpansion"]
+from ..conventions import PROJECTION_AXIS, VIEWS
 
-VIEWS = ("coronal", "sagittal")
+__all__ = ["DimensionExpansion"]
 
 
 class DimensionExpansion(nn.Module):
@@ -48,9 +49,7 @@ class DimensionExpansion(nn.Module):
         Returns:
             ``[B, C, X, Y, Z]`` (a permuted view of the convolution output).
         """
+        if view not in VIEWS:
+            raise ValueError(f"view must be one of {VIEWS}, got {view!r}.")
         expanded = self.conv(features.unsqueeze(1))  # [B, length, C, H, W]
-        if view == "coronal":
-            return expanded.permute(0, 2, 3, 1, 4)
-        if view == "sagittal":
-            return expanded.permute(0, 2, 1, 3, 4)
-        raise ValueError(f"view must be one of {VIEWS}, got {view!r}.")
+        return expanded.movedim(1, 2 + PROJECTION_AXIS[view])  # the new axis where the view projected

@@ -26,6 +26,10 @@ Only the summation order inside convolutions and normalisation statistics differ
 (:func:`~SwinX2SLib.precision.exact_float32`), not in the TF32 that PyTorch allows cuDNN by default. With an
 ``autocast_dtype`` both functions run the plain forward pass under ``torch.autocast`` instead (for CUDA).
 :func:`logit_slabs` yields both views' logits slab by slab for callers that need them separately (view agreement).
+
+This path reads the MONAI blocks' parameters and settings instead of calling them, so it runs only on a model whose
+structure :func:`~.engine.fast_path_problems` accepts; ``engine="plain"`` (or a model that fails the check) runs the
+plain forward pass (see :mod:`.engine`). Each attribute it reads has a test (``Testing/test_engine.py``).
 """
 
 from __future__ import annotations
@@ -38,9 +42,10 @@ import torch.nn.functional as F
 from monai.networks.blocks import UnetResBlock, UnetrUpBlock
 from torch import nn
 
-from ..conventions import PROJECTION_AXIS
+from ..conventions import PROJECTION_AXIS, VIEWS
 from ..precision import exact_float32
-from .dimension_expansion import VIEWS, DimensionExpansion
+from .dimension_expansion import DimensionExpansion
+from .engine import resolve_engine
 from .swin_x2s import SwinX2S
 
 __all__ = ["logit_slabs", "predict_labels"]
@@ -59,6 +64,7 @@ def predict_labels(
     sagittal: torch.Tensor,
     slab: int = 4,
     autocast_dtype: torch.dtype | None = None,
+    engine: str = "auto",
 ) -> torch.Tensor:
     """Label volume ``argmax(p + q)`` of a Swin-X2S model, fast and memory-lean (see the module docstring).
 
@@ -71,13 +77,14 @@ def predict_labels(
         autocast_dtype: run the plain forward pass under ``torch.autocast`` with this dtype instead (for CUDA,
             where memory is not the constraint; see :mod:`SwinX2SLib.precision`); logits are summed in float32, and
             a case whose logits overflow is computed again in float32 (with a warning).
+        engine: the float32 computation, one of :data:`~.engine.ENGINES` (see :func:`~.engine.resolve_engine`).
 
     Returns:
         ``[B, X, Y, Z]`` labels, ``torch.uint8`` when the model has at most 256 classes, else ``torch.int64``.
     """
     _check_slab(slab)
     dtype = torch.uint8 if model.num_classes <= 256 else torch.int64
-    logits = _autocast_forward(model, coronal, sagittal, autocast_dtype)
+    logits = _plain_logits(model, coronal, sagittal, autocast_dtype, engine)
     if logits is not None:
         with torch.inference_mode():
             return (logits[0].float() + logits[1].float()).argmax(1).to(dtype)
@@ -108,6 +115,7 @@ def logit_slabs(
     sagittal: torch.Tensor,
     slab: int = 4,
     autocast_dtype: torch.dtype | None = None,
+    engine: str = "auto",
 ) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
     """Both views' logits, slab by slab along X, computed as in :func:`predict_labels` (batch size 1).
 
@@ -115,8 +123,8 @@ def logit_slabs(
     volumes. Runs in inference mode (also while the consumer handles a slab).
 
     Args:
-        model, coronal, sagittal, slab, autocast_dtype: as in :func:`predict_labels` (with ``autocast_dtype`` the
-            plain forward pass runs under ``torch.autocast`` and its logits are handed out slab by slab).
+        model, coronal, sagittal, slab, autocast_dtype, engine: as in :func:`predict_labels` (where the plain
+            forward pass runs, its logits are handed out slab by slab).
 
     Yields:
         ``(start, stop, p, q)``: float32 logits ``[1, C, stop - start, Y, Z]`` (channels-last strides) of X planes
@@ -125,7 +133,7 @@ def logit_slabs(
     _check_slab(slab)
     if coronal.shape[0] != 1:
         raise ValueError(f"logit_slabs takes one case at a time, got a batch of {coronal.shape[0]}")
-    logits = _autocast_forward(model, coronal, sagittal, autocast_dtype)
+    logits = _plain_logits(model, coronal, sagittal, autocast_dtype, engine)
     if logits is not None:
         with torch.inference_mode():
             for start, stop in _slabs(logits[0].shape[2], slab):
@@ -145,20 +153,24 @@ def logit_slabs(
             )
 
 
-def _autocast_forward(
-    model: SwinX2S, coronal: torch.Tensor, sagittal: torch.Tensor, dtype: torch.dtype | None
+def _plain_logits(
+    model: SwinX2S, coronal: torch.Tensor, sagittal: torch.Tensor, dtype: torch.dtype | None, engine: str
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``(p, q)`` of the plain forward pass under ``torch.autocast(dtype)``; ``None`` when ``dtype`` is ``None`` or
-    (with a warning) when a logit is not finite (float16 overflows above 65504): the caller then computes in float32."""
-    if dtype is None:
+    """``(p, q)`` of the plain forward pass, under ``torch.autocast(dtype)`` when ``dtype`` is given, else in
+    float32 when ``engine`` resolves to ``"plain"``; ``None`` when the fast path is to run: in float32 with the
+    ``fast`` engine, or after (with a warning) an autocast logit that is not finite (float16 overflows above
+    65504) and the fast engine for the float32 recomputation."""
+    if dtype is not None:
+        with torch.inference_mode(), torch.autocast(coronal.device.type, dtype=dtype):
+            p, q = model(coronal, sagittal)
+            if bool(torch.isfinite(p).all() and torch.isfinite(q).all()):
+                return p, q
+        warnings.warn(f"the network's logits overflowed in {str(dtype).removeprefix('torch.')}; computing this "
+                      "case in float32", UserWarning, stacklevel=3)
+    if resolve_engine(model, engine) == "fast":
         return None
-    with torch.inference_mode(), torch.autocast(coronal.device.type, dtype=dtype):
-        p, q = model(coronal, sagittal)
-        if bool(torch.isfinite(p).all() and torch.isfinite(q).all()):
-            return p, q
-    warnings.warn(f"the network's logits overflowed in {str(dtype).removeprefix('torch.')}; computing this case in "
-                  "float32", UserWarning, stacklevel=3)
-    return None
+    with torch.inference_mode(), exact_float32():
+        return model(coronal, sagittal)
 
 
 def _check_slab(slab: int) -> None:

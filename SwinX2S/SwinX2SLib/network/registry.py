@@ -6,6 +6,9 @@ Torch-free until :func:`create_model` is called, so command lines can list varia
     ['base', 'large', 'small', 'test', 'tiny']
     >>> get_variant("Swin-X2S-Tiny").feature_size        # published names keep working
     32
+
+A new variant is tested by ``Testing/test_network.py`` (registry) and ``Testing/test_engine.py`` (it must fit the
+fast inference engine, or run the plain one).
 """
 
 from __future__ import annotations

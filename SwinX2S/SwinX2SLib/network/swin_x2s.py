@@ -20,9 +20,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..conventions import VIEWS
 from .blocks import output_block, residual_block, up_block
 from .cross_view_attention import CrossViewAttention
-from .dimension_expansion import VIEWS, DimensionExpansion
+from .dimension_expansion import DimensionExpansion
 from .registry import VariantConfig
 from .swin_encoder import SwinEncoder2D
 

