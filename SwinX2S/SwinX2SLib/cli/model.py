@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("-o", "--output", required=True, help="model directory to create")
     imp.add_argument(
         "--variant",
-        help="expected variant (tiny, small, base, large, ...); the import fails if the checkpoint differs. "
+        help="expected variant (tiny, small, base, large, ...) or comparison model (UNet, OneDConcat, ...: see "
+        "`swinx2s model list`); the import fails if the checkpoint differs. "
         "Default: accept whatever architecture the checkpoint holds",
     )
     imp.add_argument(

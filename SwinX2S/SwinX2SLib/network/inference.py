@@ -43,7 +43,7 @@ from ..precision import exact_float32
 from .dimension_expansion import VIEWS, DimensionExpansion
 from .swin_x2s import SwinX2S
 
-__all__ = ["logit_slabs", "predict_labels"]
+__all__ = ["logit_slabs", "predict_labels", "view_logits"]
 
 _CL = torch.channels_last_3d
 # per axis, for output parity a of the stride-2 transposed convolution: (tap e of the folded 2-tap kernel, tap d of
@@ -54,7 +54,7 @@ _CHUNK_ELEMENTS = 1 << 20  # values per block of the normalisation loops (4 MB o
 
 
 def predict_labels(
-    model: SwinX2S,
+    model: nn.Module,
     coronal: torch.Tensor,
     sagittal: torch.Tensor,
     slab: int = 4,
@@ -63,7 +63,8 @@ def predict_labels(
     """Label volume ``argmax(p + q)`` of a Swin-X2S model, fast and memory-lean (see the module docstring).
 
     Args:
-        model: a :class:`SwinX2S` in eval mode.
+        model: a :class:`SwinX2S` in eval mode (a comparison model runs its plain forward pass: ``argmax`` of its
+            logits).
         coronal: ``[B, N, X, Z]`` on the model's device.
         sagittal: ``[B, N, Y, Z]`` on the model's device.
         slab: planes along X per step of the slab-wise work (in-place convolution, residual projection, head +
@@ -103,7 +104,7 @@ def predict_labels(
 
 
 def logit_slabs(
-    model: SwinX2S,
+    model: nn.Module,
     coronal: torch.Tensor,
     sagittal: torch.Tensor,
     slab: int = 4,
@@ -112,7 +113,8 @@ def logit_slabs(
     """Both views' logits, slab by slab along X, computed as in :func:`predict_labels` (batch size 1).
 
     For consumers that need ``p`` and ``q`` separately (e.g. view agreement) without two full ``[1, C, X, Y, Z]``
-    volumes. Runs in inference mode (also while the consumer handles a slab).
+    volumes. Runs in inference mode (also while the consumer handles a slab). A comparison model's one logits
+    volume is handed out as both ``p`` and ``q`` (:func:`view_logits`).
 
     Args:
         model, coronal, sagittal, slab, autocast_dtype: as in :func:`predict_labels` (with ``autocast_dtype`` the
@@ -145,20 +147,33 @@ def logit_slabs(
             )
 
 
+def view_logits(output: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two views' logits ``(p, q)`` of a network's output.
+
+    Swin-X2S returns one logits volume per view; a comparison model (:func:`~.registry.list_architectures`) returns
+    one, which stands for both: its prediction ``argmax(p + q)`` is its own argmax, the cross-view KL term of
+    :class:`~SwinX2SLib.loss.SwinX2SLoss` is zero (the published trainer used DiceCE alone for these models) and
+    the two views always agree.
+    """
+    return output if isinstance(output, tuple) else (output, output)
+
+
 def _autocast_forward(
-    model: SwinX2S, coronal: torch.Tensor, sagittal: torch.Tensor, dtype: torch.dtype | None
+    model: nn.Module, coronal: torch.Tensor, sagittal: torch.Tensor, dtype: torch.dtype | None
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """``(p, q)`` of the plain forward pass under ``torch.autocast(dtype)``; ``None`` when ``dtype`` is ``None`` or
-    (with a warning) when a logit is not finite (float16 overflows above 65504): the caller then computes in float32."""
-    if dtype is None:
+    (with a warning) when a logit is not finite (float16 overflows above 65504): the caller then computes in float32.
+    A comparison model has no fast path: it always runs here (in float32 when ``dtype`` is ``None``)."""
+    plain = not isinstance(model, SwinX2S)
+    if dtype is None and not plain:
         return None
-    with torch.inference_mode(), torch.autocast(coronal.device.type, dtype=dtype):
-        p, q = model(coronal, sagittal)
-        if bool(torch.isfinite(p).all() and torch.isfinite(q).all()):
+    with torch.inference_mode(), torch.autocast(coronal.device.type, dtype=dtype, enabled=dtype is not None):
+        p, q = view_logits(model(coronal, sagittal))
+        if dtype is None or bool(torch.isfinite(p).all() and torch.isfinite(q).all()):
             return p, q
     warnings.warn(f"the network's logits overflowed in {str(dtype).removeprefix('torch.')}; computing this case in "
                   "float32", UserWarning, stacklevel=3)
-    return None
+    return _autocast_forward(model, coronal, sagittal, None) if plain else None
 
 
 def _check_slab(slab: int) -> None:

@@ -171,7 +171,7 @@ def get_variant(
     name = _ALIASES.get(variant.lower(), variant)
     if name not in _VARIANTS:
         raise ValueError(
-            f"unknown model {variant!r}; known: Swin-X2S variants {', '.join(list_variants())}; comparison models "
+            f"unknown Swin-X2S variant {variant!r}; known: {', '.join(list_variants())}; comparison models: "
             f"{', '.join(list_architectures())}"
         )
     return _VARIANTS[name]
