@@ -8,6 +8,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -175,3 +176,34 @@ def test_model_directory_roundtrip_and_import_command(tmp_path: Path, capsys) ->
     save_model_dir(unet, tmp_path / "unet", ModelCard(classes=tuple(class_names(55))))
     loaded, card = load_model_dir(tmp_path / "unet")
     assert type(loaded).__name__ == "UNet" and card.variant == "UNet"
+
+
+@pytest.mark.parametrize(("name", "views"), [("TwoDPermuteConcat", 1), ("UNet", 2)])
+def test_train_export_and_reconstruct_a_comparison_model(name: str, views: int, tmp_path: Path, capsys) -> None:
+    from test_cli_reconstruct import _write_box_ct
+
+    from SwinX2SLib.cli import main
+    from SwinX2SLib.training.logging import read_log
+
+    run = tmp_path / "run"
+    config = tmp_path / "config.json"  # the model's published recipe at the size and length of the smoke preset
+    config.write_text(json.dumps({
+        "preset": f"paper_{name.lower()}",
+        "model": {"img_size": [32, 32, 64], "in_channels": views},
+        "data": {"source": "phantom", "pool_size": 2, "val_count": 1, "holdout_count": 2},
+        "augment": {"prob": 0.0, "intensity_prob": 0.0, "rotate180_prob": 0.0},
+        "optim": {"epochs": 2, "steps_per_epoch": 2, "warmup_epochs": 0, "batch_size": 1},
+        "schedule": {"threads": 1, "deterministic": True},
+    }))
+    assert main(["train", "--config", str(config), "-o", str(run), "--progress", "none"]) == 0
+    steps = [r for r in read_log(run) if r["event"] == "step"]
+    assert len(steps) == 4 and all(np.isfinite(r["loss"]) and r["loss_terms"]["mutual"] == 0.0 for r in steps)
+    model, card = load_model_dir(run / "model")
+    assert type(model).__name__ == name and card.variant == name and card.in_channels == views
+    _write_box_ct(tmp_path, label_id=20)
+    out = tmp_path / "out"
+    assert main(["reconstruct", "--ct", str(tmp_path / "ct.nii.gz"), "--label", str(tmp_path / "label.nii.gz"),
+                 "-o", str(out), "--model", str(run / "model"), "--device", "cpu", "--progress", "none"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"]["variant"] == name
+    assert json.loads((out / "metrics.json").read_text())["overall"]["num_classes"] >= 1

@@ -20,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("model", help="list network variants, import published checkpoints, show model info")
     commands = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
 
-    listing = commands.add_parser("list", help="list the registered Swin-X2S variants and their configuration")
+    listing = commands.add_parser(
+        "list", help="list the registered Swin-X2S variants (with their configuration) and the comparison models"
+    )
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(func=run_list)
 
@@ -57,18 +59,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from ..network import get_variant, list_variants
+    from ..network import get_variant, list_architectures, list_variants
 
-    variants = {name: get_variant(name).to_dict() for name in list_variants()}
+    variants = {name: get_variant(name).to_dict() for name in list_variants() + list_architectures()}
     if args.json:
         print(json.dumps(variants, indent=2))
         return 0
     print(f"{'variant':<8} {'F':>4}  {'depths':<14} {'heads':<14} window  fusion")
-    for name, cfg in variants.items():
+    for name in list_variants():
+        cfg = variants[name]
         print(
             f"{name:<8} {cfg['feature_size']:>4}  {cfg['depths']!s:<14} {cfg['num_heads']!s:<14} "
             f"{cfg['window_size'][0]}x{cfg['window_size'][1]}     {cfg['fusion_depth']}"
         )
+    print(f"comparison models (published configurations): {', '.join(list_architectures())}")
     return 0
 
 

@@ -37,6 +37,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from SwinX2SLib.errors import InputError, ModelError
+from SwinX2SLib.network import view_logits
 from SwinX2SLib.progress import ProgressReporter
 from SwinX2SLib.training import distributed
 from SwinX2SLib.training.config import TrainConfig, load_config, save_config
@@ -475,7 +476,7 @@ class Trainer:
         label = batch["label"].to(ctx.device, non_blocking=True)
         autocast = torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext()
         with autocast:
-            p, q = net(coronal, sagittal)
+            p, q = view_logits(net(coronal, sagittal))  # a comparison model's logits stand for both views
         loss, terms = _loss_value(loss_fn, p.float(), q.float(), label)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -606,8 +607,8 @@ def init_output_bias(model: nn.Module, dataset: TrainingDataset, num_classes: in
     Raises:
         ModelError: the model has no output convolution with one channel per class.
     """
-    heads = [m for m in model.modules() if isinstance(m, nn.Conv3d) and m.out_channels == num_classes
-             and m.bias is not None]
+    heads = [m for m in model.modules() if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d))
+             and m.out_channels == num_classes and m.bias is not None]
     if not heads:
         raise ModelError(f"{type(model).__name__}: no output convolution with {num_classes} channels and a bias")
     prior = class_frequencies(dataset, num_classes, samples)
@@ -623,7 +624,8 @@ def _load_initial_weights(model: nn.Module, source: Path) -> None:
         loaded, _card = checkpoints.load_model_dir(source, "cpu")
         state = loaded.state_dict()
     elif source.is_file():
-        state = checkpoints.convert_published_state_dict(checkpoints.load_published_checkpoint(source))
+        state = checkpoints.convert_published_state_dict(checkpoints.load_published_checkpoint(source),
+                                                         getattr(model.config, "architecture", None))
     else:
         raise InputError(source, "fine-tuning source is neither a model directory nor a checkpoint file")
     try:
