@@ -207,3 +207,24 @@ def test_train_export_and_reconstruct_a_comparison_model(name: str, views: int, 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"]["variant"] == name
     assert json.loads((out / "metrics.json").read_text())["overall"]["num_classes"] >= 1
+
+
+@pytest.mark.slow
+def test_paper_tables_smoke_run_produces_both_tables(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("paper_tables", ROOT / "benchmarks" / "paper_tables.py")
+    paper_tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(paper_tables)
+    results = paper_tables.main(["--out", str(tmp_path), "--img-size", "32", "32", "64", "--steps", "1",
+                                 "--train-cases", "2", "--test-cases", "1"])
+    assert [row["model"] for row in results["table3"]] == ["test", *list_architectures()]
+    assert [row["views"] for row in results["table4"]] == [1, 2, 4, 10, 20]
+    for row in results["table3"] + results["table4"]:
+        assert row["steps"] == 1 and row["metrics"]["cases"] == 1
+        assert {f"{m}_{a}" for m in ("dice", "hd95_mm", "localization_error_mm", "identification_rate")
+                for a in ("spine", "rib", "pelvis", "femur")} <= set(row["metrics"])
+    for row in results["table3"]:
+        assert row["parameters"] == sum(p.numel() for p in create_model(row["model"], (32, 32, 64)).parameters())
+    table3 = (tmp_path / "table3.md").read_text().splitlines()
+    assert len(table3) == 2 + 9 and table3[0].startswith("| model | params (M) | train (s) | spine Dice")
+    assert len((tmp_path / "table4.md").read_text().splitlines()) == 2 + 5
+    assert json.loads((tmp_path / "results.json").read_text())["settings"]["steps"] == 1

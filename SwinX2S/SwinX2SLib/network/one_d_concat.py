@@ -97,6 +97,9 @@ class OneDConcat(BiplanarModel):
     def forward(self, coronal: torch.Tensor, sagittal: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, C, X, Y, Z]`` from coronal ``[B, N, X, Z]`` and sagittal ``[B, N, Y, Z]`` images."""
         self.check_views(coronal, sagittal)
+        if self.training and coronal.shape[0] < 2:
+            raise ValueError("OneDConcat trains with a batch of 2 or more (batch norm of its 256-vector); the "
+                             "published runs used 8.")
         vector = torch.cat((self.coronal_encoder(coronal).flatten(1), self.sagittal_encoder(sagittal).flatten(1)), 1)
         cube = self.decoder(self.bottleneck(vector)[:, :, None, None, None])
         if cube.shape[2:] != self.img_size:

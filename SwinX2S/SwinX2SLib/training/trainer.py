@@ -63,6 +63,7 @@ CONFIG_NAME = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
 MODEL_DIR = "model"
 _NO_DECAY_KEYS = ("relative_position", "position_embedding", "pos_embed", "norm")
+_METRICS = ("dice", "hd95_mm", "localization_error_mm", "identification_rate")  # evaluate_model's, per anatomy too
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,9 @@ def evaluate_model(model: nn.Module, dataset: TrainingDataset, device: torch.dev
     """Mean metrics of ``model`` over ``dataset`` (un-augmented), computed by :func:`SwinX2SLib.metrics.evaluate`.
 
     Returns:
-        ``{"dice", "localization_error_mm", "identification_rate", "dice_<anatomy>"..., "cases"}``: means over
-        the cases of the per-case figures (Dice and identification over the classes present in each case).
+        ``{"dice", "hd95_mm", "localization_error_mm", "identification_rate", "<metric>_<anatomy>"..., "cases"}``:
+        means over the cases of the per-case figures (each over the classes present in the case), overall and per
+        anatomy (e.g. ``dice_spine``, ``hd95_mm_rib``: the paper's Table 3).
     """
     from SwinX2SLib import catalogue, metrics
     from SwinX2SLib.network import predict_labels
@@ -141,9 +143,9 @@ def evaluate_model(model: nn.Module, dataset: TrainingDataset, device: torch.dev
             pred = predict_labels(model, item["coronal"][None].to(device), item["sagittal"][None].to(device))[0]
             spacing = dataset.source.load(index, dataset.epoch).spacing_mm
             result = metrics.evaluate(pred.cpu().numpy(), item["label"].numpy(), (spacing,) * 3)
-            row = {"dice": result.overall.dice, "localization_error_mm": result.overall.localization_error_mm,
-                   "identification_rate": result.overall.identification_rate}
-            row.update({f"dice_{a}": result.per_anatomy[a].dice for a in catalogue.ANATOMIES})
+            row = {metric: getattr(result.overall, metric) for metric in _METRICS}
+            row.update({f"{metric}_{a}": getattr(result.per_anatomy[a], metric)
+                        for a in catalogue.ANATOMIES for metric in _METRICS})
             per_case.append(row)
     finally:
         model.train(was_training)
