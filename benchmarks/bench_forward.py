@@ -1,4 +1,4 @@
-"""Wall time and peak memory of one Swin-X2S prediction (two views in, label volume out).
+"""Wall time and peak memory of one prediction (two views in, label volume out) of any registered model.
 
 Compares the plain path (``model(coronal, sagittal)`` under ``torch.no_grad``, then ``argmax(p + q)``, as the
 published inference computes it) with :func:`SwinX2SLib.network.predict_labels` (channels-last convolutions, the
@@ -13,9 +13,14 @@ as ``--precision`` does in ``swinx2s reconstruct``); ``--compile`` wraps the mod
 for ``naive``. After each variant, one line per further path gives its ratios to the first path measured in this run
 and in how many voxels their labels differ.
 
+``--variants`` takes any registry name: Swin-X2S variants and the paper's comparison models (``all`` = every one;
+a comparison model has no fast path: ``fast`` runs its plain forward pass, ``naive`` the argmax of its one logits
+volume). Each line also gives the model's parameter count, so that Table 3 of ``paper_tables.py`` can carry the cost.
+
 Usage::
 
     python benchmarks/bench_forward.py                       # Tiny, 128x128x160, 55 classes, CPU
+    python benchmarks/bench_forward.py --variants all --paths naive --warmup 0   # every model, one CPU prediction
     python benchmarks/bench_forward.py --device cuda --variants tiny small base large \
         --paths naive fast bfloat16 float16
     python benchmarks/bench_forward.py --device cuda --model SwinX2S/SwinX2SLib/models/default --inputs cases.npz
@@ -51,7 +56,7 @@ def measure(args: argparse.Namespace) -> dict:
 
     import torch
 
-    from SwinX2SLib.network import create_model, predict_labels
+    from SwinX2SLib.network import create_model, predict_labels, view_logits
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
@@ -79,7 +84,7 @@ def measure(args: argparse.Namespace) -> dict:
     def predict() -> torch.Tensor:
         if args.path == "naive":
             with torch.no_grad():
-                p, q = model(coronal, sagittal)
+                p, q = view_logits(model(coronal, sagittal))
                 return (p + q).argmax(1)
         return predict_labels(model, coronal, sagittal, autocast_dtype=amp_dtype)
 
@@ -99,6 +104,7 @@ def measure(args: argparse.Namespace) -> dict:
         "compile": compiled,
         "seconds": min(t[0] for t in times[args.warmup :]),
         "cpu_seconds": min(t[1] for t in times[args.warmup :]),
+        "parameters": sum(p.numel() for p in model.parameters()),
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "baseline_rss_gb": baseline_gb,
         "labels": args.labels_out,
@@ -111,7 +117,8 @@ def measure(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variants", nargs="+", default=["tiny"])
+    parser.add_argument("--variants", nargs="+", default=["tiny"],
+                        help="registry names (Swin-X2S variants, comparison models) or 'all'")
     parser.add_argument("--img-size", nargs=3, type=int, default=[128, 128, 160])
     parser.add_argument("--classes", type=int, default=55)
     parser.add_argument("--device", default="cpu")
@@ -138,8 +145,11 @@ def main() -> None:
     print("memory set up as by the `swinx2s` command line; 'baseline' = RSS after imports, weights, inputs")
     import torch
 
+    from SwinX2SLib.network import list_architectures, list_variants
+
+    variants = [*list_variants(), *list_architectures()] if args.variants == ["all"] else args.variants
     tmp = tempfile.mkdtemp(prefix="bench_forward_")
-    for variant in args.variants:
+    for variant in variants:
         results = {}
         for path in args.paths:
             labels = str(Path(tmp) / f"{variant}-{path}.pt")
@@ -151,7 +161,8 @@ def main() -> None:
             cuda = f", peak CUDA {r['peak_cuda_gb']:.3f} GB" if "peak_cuda_gb" in r else ""
             name = path + ("+compile" if r["compile"] else "")
             print(
-                f"{variant:<6} {name:<16} {r['seconds']:8.3f} s (CPU {r['cpu_seconds']:.1f} s)  "
+                f"{variant:<25} {name:<16} {r['parameters'] / 1e6:7.2f} M  {r['seconds']:8.3f} s "
+                f"(CPU {r['cpu_seconds']:.1f} s)  "
                 f"peak RSS {r['peak_rss_gb']:5.2f} GB (baseline {r['baseline_rss_gb']:.2f} GB){cuda}  "
                 f"batch {r['batch']}", flush=True
             )
@@ -161,7 +172,7 @@ def main() -> None:
         for path, r in list(results.items())[1:]:
             differ = int((torch.load(r["labels"]).long() != reference_labels).sum())
             print(
-                f"{variant:<6} {path} vs {reference_path}: time x{reference['seconds'] / r['seconds']:.2f}, "
+                f"{variant:<25} {path} vs {reference_path}: time x{reference['seconds'] / r['seconds']:.2f}, "
                 f"memory ({memory}) x{reference[memory] / r[memory]:.2f}; labels differ in {differ} of "
                 f"{reference_labels.numel()} voxels"
             )
