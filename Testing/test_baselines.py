@@ -101,6 +101,20 @@ def test_forward_takes_two_views_and_returns_grid_logits(name: str, views: int) 
         model(coronal, sagittal[:, :, :-1])
 
 
+@pytest.mark.parametrize(("name", "size"), [
+    ("UNet", (16, 16, 32)), ("AttentionUnet", (16, 16, 32)), ("UNETR", (16, 16, 32)), ("SwinUNETR", (32, 32, 64)),
+    ("OneDConcat", (8, 8, 16)), ("TwoDPermuteConcat", (8, 8, 16)), ("MultiScale2DPermuteConcat", (32, 32, 32)),
+    ("CustomAutoEncoder", (16, 16, 32)),
+])
+def test_every_trainable_parameter_gets_a_gradient(name: str, size: tuple[int, int, int]) -> None:
+    """What DistributedDataParallel needs: no trainable parameter is left out of the loss."""
+    torch.manual_seed(0)
+    model = create_model(name, img_size=size, num_classes=3).train()
+    logits = model(torch.rand(2, 1, size[0], size[2]), torch.rand(2, 1, size[1], size[2]))
+    logits.square().mean().backward()
+    assert [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None] == []
+
+
 def test_volume_layout_repeats_each_view_along_its_projection_axis() -> None:
     coronal, sagittal = torch.rand(1, 2, 4, 6), torch.rand(1, 2, 5, 6)  # X = 4, Y = 5, Z = 6
     volume = views_as_volume(coronal, sagittal)

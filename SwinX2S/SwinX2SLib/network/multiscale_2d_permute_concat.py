@@ -120,6 +120,8 @@ class MultiScale2DPermuteConcat(BiplanarModel):
             [_conv(3, 2 + (_FUSION if level else 0), _FUSION, dropout) for level in range(levels)])
         self.fusion_upsample = nn.ModuleList(
             [_conv(3, _FUSION, _FUSION, transposed=True) for _ in range(levels - 1 + _UNUSED_FUSION_UPSAMPLERS)])
+        for unused in self.fusion_upsample[levels - 1:]:  # frozen: DistributedDataParallel waits for no gradient
+            unused.requires_grad_(False)
         self.head = Convolution(3, _FUSION, self.num_classes, kernel_size=1, padding=0, conv_only=True)
 
     def forward(self, coronal: torch.Tensor, sagittal: torch.Tensor) -> torch.Tensor:

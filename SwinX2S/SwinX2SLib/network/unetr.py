@@ -23,6 +23,14 @@ class UNETR(VolumeInputModel):
     architecture = "UNETR"
 
     def build(self, in_channels: int, num_classes: int, dropout: float) -> nn.Module:
-        """MONAI ``UNETR(2N, C, img_size, dropout_rate=dropout)``."""
-        return MonaiUNETR(in_channels=in_channels, out_channels=num_classes, img_size=self.img_size,
-                          dropout_rate=dropout)
+        """MONAI ``UNETR(2N, C, img_size, dropout_rate=dropout)``.
+
+        Newer MONAI transformer blocks hold a cross-attention norm that UNETR never calls; it is frozen, so that
+        DistributedDataParallel waits for no gradient of it.
+        """
+        net = MonaiUNETR(in_channels=in_channels, out_channels=num_classes, img_size=self.img_size,
+                         dropout_rate=dropout)
+        for block in net.vit.blocks:
+            if hasattr(block, "norm_cross_attn"):
+                block.norm_cross_attn.requires_grad_(False)
+        return net
