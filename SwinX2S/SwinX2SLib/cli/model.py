@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.set_defaults(func=run_list)
 
     imp = commands.add_parser(
-        "import", help="convert a published Swin-X2S checkpoint (.pt) into a SwinX2S model directory"
+        "import", help="convert a published Swin-X2S (or comparison-model) checkpoint (.pt) into a model directory"
     )
     imp.add_argument("checkpoint", help="published checkpoint (torch.save dict with 'state_dict'); never executed")
     imp.add_argument("-o", "--output", required=True, help="model directory to create")
@@ -92,7 +92,8 @@ def run_import(args: argparse.Namespace) -> int:
     card = ModelCard(
         classes=tuple(classes),
         preprocessing={"drr_preset": args.drr_preset},
-        training={"source": "published Swin-X2S checkpoint", "checkpoint": str(args.checkpoint), "task": args.task},
+        training={"source": f"published {getattr(model, 'architecture', 'Swin-X2S')} checkpoint",
+                  "checkpoint": str(args.checkpoint), "task": args.task},
         license=args.license,
         description=args.description,
     )
