@@ -1,4 +1,5 @@
-"""Wall time and peak memory of one Swin-X2S prediction (two views in, label volume out), engine by engine.
+"""Wall time and peak memory of one prediction (two views in, label volume out) of any registered model, engine by
+engine.
 
 Paths (``--paths``; the first is the reference of the ratios and label differences):
 
@@ -21,8 +22,13 @@ do not depend on them, unless ``--model`` names a trained model directory (and `
 images). After each variant, one line per further path gives its ratios to the first path measured in this run and
 in how many voxels their labels differ.
 
+``--variants`` takes any registry name: Swin-X2S variants and the paper's comparison models (``all`` = every one; a
+comparison model has no fast path: ``fast`` runs its plain forward pass). Each line also gives the model's parameter
+count, so that Table 3 of ``paper_tables.py`` can carry the cost.
+
 Usage::
 
+    python benchmarks/bench_forward.py --variants all --paths plain --warmup 0   # every model, one CPU prediction
     python benchmarks/bench_forward.py                       # Tiny, 128x128x160, 55 classes, CPU, plain and fast
     python benchmarks/bench_forward.py --paths plain fast compile onnx bfloat16 compile-bfloat16
     python benchmarks/bench_forward.py --model SwinX2S/SwinX2SLib/models/default --paths plain fast onnx  # seconds
@@ -138,6 +144,7 @@ def measure(args: argparse.Namespace) -> dict:
         "path": args.path,
         "variant": args.variant,
         "batch": coronal.shape[0],
+        "parameters": sum(p.numel() for p in model.parameters()) if args.path != "onnx" else None,
         "seconds": min(t[0] for t in times[args.warmup :]),
         "first_seconds": times[0][0],
         "cpu_seconds": min(t[1] for t in times[args.warmup :]),
@@ -153,7 +160,8 @@ def measure(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variants", nargs="+", default=["tiny"])
+    parser.add_argument("--variants", nargs="+", default=["tiny"],
+                        help="registry names (Swin-X2S variants, comparison models) or 'all'")
     parser.add_argument("--img-size", nargs=3, type=int, default=[128, 128, 160])
     parser.add_argument("--classes", type=int, default=55)
     parser.add_argument("--device", default="cpu")
@@ -185,7 +193,10 @@ def main() -> None:
     import torch
 
     tmp = tempfile.mkdtemp(prefix="bench_forward_")
-    for variant in args.variants:
+    from SwinX2SLib.network import list_architectures, list_variants
+
+    variants = [*list_variants(), *list_architectures()] if args.variants == ["all"] else args.variants
+    for variant in variants:
         results = {}
         for path in args.paths:
             labels, onnx_file = (str(Path(tmp) / f"{variant}-{path}.{ext}") for ext in ("pt", "onnx"))
@@ -194,13 +205,14 @@ def main() -> None:
                 subprocess.run([*command, "--export-onnx", onnx_file], check=True, capture_output=True)
             done = subprocess.run([*command, "--path", path, "--labels-out", labels], capture_output=True, text=True)
             if done.returncode != 0:  # report it and go on with the other paths
-                print(f"{variant:<6} {path:<16} failed: {done.stderr.strip().splitlines()[-1]}", flush=True)
+                print(f"{variant:<25} {path:<16} failed: {done.stderr.strip().splitlines()[-1]}", flush=True)
                 continue
             results[path] = json.loads(done.stdout.strip().splitlines()[-1])
             r = results[path]
             cuda = f", peak CUDA {r['peak_cuda_gb']:.3f} GB" if "peak_cuda_gb" in r else ""
+            size = f"{r['parameters'] / 1e6:7.2f} M  " if r.get("parameters") else ""
             print(
-                f"{variant:<6} {path:<16} {r['seconds']:8.3f} s (CPU {r['cpu_seconds']:.1f} s, first "
+                f"{variant:<25} {path:<16} {size}{r['seconds']:8.3f} s (CPU {r['cpu_seconds']:.1f} s, first "
                 f"{r['first_seconds']:.1f} s)  peak RSS {r['peak_rss_gb']:5.2f} GB (baseline "
                 f"{r['baseline_rss_gb']:.2f} GB){cuda}  batch {r['batch']}", flush=True
             )
@@ -212,7 +224,7 @@ def main() -> None:
         for path, r in list(results.items())[1:]:
             differ = int((torch.load(r["labels"]).long() != reference_labels).sum())
             print(
-                f"{variant:<6} {path} vs {reference_path}: time x{reference['seconds'] / r['seconds']:.2f}, "
+                f"{variant:<25} {path} vs {reference_path}: time x{reference['seconds'] / r['seconds']:.2f}, "
                 f"memory ({memory}) x{reference[memory] / r[memory]:.2f}; labels differ in {differ} of "
                 f"{reference_labels.numel()} voxels"
             )

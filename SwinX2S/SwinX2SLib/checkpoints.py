@@ -130,7 +130,9 @@ def _strip_prefix(state_dict: Mapping[str, Any], prefix: str = "module.") -> dic
     return dict(state_dict)
 
 
-def convert_published_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def convert_published_state_dict(
+    state_dict: Mapping[str, torch.Tensor], architecture: str | None = None
+) -> dict[str, torch.Tensor]:
     """Rename a published Swin-X2S state dict to this package's :class:`~SwinX2SLib.network.SwinX2S` names.
 
     Tensors are passed through unchanged. The published ``attn_mask`` buffers of shifted-window blocks are dropped
@@ -138,6 +140,8 @@ def convert_published_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict
 
     Args:
         state_dict: published key -> tensor (e.g. ``swinViT.layers.0.blocks.0.mlp.fc1.weight``).
+        architecture: a comparison model's published name (``UNet``, ``OneDConcat``, ...) for its checkpoint
+            (:func:`SwinX2SLib.published_baselines.convert_baseline_state_dict`); None for Swin-X2S.
 
     Returns:
         Our key -> tensor (e.g. ``encoder.swin.layers1.0.blocks.0.mlp.linear1.weight``).
@@ -145,6 +149,10 @@ def convert_published_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict
     Raises:
         ModelError: some keys are not part of the published architecture (they are named).
     """
+    if architecture is not None:
+        from .published_baselines import convert_baseline_state_dict
+
+        return convert_baseline_state_dict(_strip_prefix(state_dict), architecture)
     converted: dict[str, torch.Tensor] = {}
     unknown = []
     for key, value in _strip_prefix(state_dict).items():
@@ -261,16 +269,22 @@ def model_from_published(
 
     Args:
         source: checkpoint path or published state dict.
-        variant: expected variant; a checkpoint of another architecture is refused.
-        **kwargs: further model arguments (e.g. ``drop_path_rate``).
+        variant: expected variant; a checkpoint of another architecture is refused. A comparison model's
+            published name (``UNet``, ``OneDConcat``, ...) loads that model's checkpoint instead
+            (:func:`SwinX2SLib.published_baselines.baseline_from_published`).
+        **kwargs: further model arguments (e.g. ``drop_path_rate``; ``img_size`` for a comparison model).
 
     Raises:
         ModelError: unreadable checkpoint, unknown/missing keys, shape mismatch or wrong variant.
     """
-    from .network import SwinX2S
+    from .network import ArchitectureConfig, SwinX2S
 
     name = str(source) if not isinstance(source, Mapping) else "published state dict"
     state_dict = load_published_checkpoint(source) if not isinstance(source, Mapping) else dict(source)
+    if variant is not None and isinstance(expected := get_variant(variant), ArchitectureConfig):
+        from .published_baselines import baseline_from_published
+
+        return baseline_from_published(_strip_prefix(state_dict), expected.architecture, name, **kwargs)
     config = infer_published_config(state_dict)
     if variant is not None and get_variant(variant) != config.variant:
         raise ModelError(
@@ -594,8 +608,7 @@ def load_model_dir(path: str | PathLike[str], device: str | torch.device = "cpu"
         )
     _check_classes(card, source)
     try:
-        config = VariantConfig.from_mapping(card.config)
-        model = create_model(config, card.img_size, card.in_channels, card.num_classes)
+        model = create_model(card.config, card.img_size, card.in_channels, card.num_classes)
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{source}: invalid architecture in {MODEL_CARD_FILE} ({exc})") from None
     try:

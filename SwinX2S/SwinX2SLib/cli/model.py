@@ -20,18 +20,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("model", help="list network variants, import published checkpoints, show model info")
     commands = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
 
-    listing = commands.add_parser("list", help="list the registered Swin-X2S variants and their configuration")
+    listing = commands.add_parser(
+        "list", help="list the registered Swin-X2S variants (with their configuration) and the comparison models"
+    )
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(func=run_list)
 
     imp = commands.add_parser(
-        "import", help="convert a published Swin-X2S checkpoint (.pt) into a SwinX2S model directory"
+        "import", help="convert a published Swin-X2S (or comparison-model) checkpoint (.pt) into a model directory"
     )
     imp.add_argument("checkpoint", help="published checkpoint (torch.save dict with 'state_dict'); never executed")
     imp.add_argument("-o", "--output", required=True, help="model directory to create")
     imp.add_argument(
         "--variant",
-        help="expected variant (tiny, small, base, large, ...); the import fails if the checkpoint differs. "
+        help="expected variant (tiny, small, base, large, ...) or comparison model (UNet, OneDConcat, ...: see "
+        "`swinx2s model list`); the import fails if the checkpoint differs. "
         "Default: accept whatever architecture the checkpoint holds",
     )
     imp.add_argument(
@@ -56,18 +59,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from ..network import get_variant, list_variants
+    from ..network import get_variant, list_architectures, list_variants
 
-    variants = {name: get_variant(name).to_dict() for name in list_variants()}
+    variants = {name: get_variant(name).to_dict() for name in list_variants() + list_architectures()}
     if args.json:
         print(json.dumps(variants, indent=2))
         return 0
     print(f"{'variant':<8} {'F':>4}  {'depths':<14} {'heads':<14} window  fusion")
-    for name, cfg in variants.items():
+    for name in list_variants():
+        cfg = variants[name]
         print(
             f"{name:<8} {cfg['feature_size']:>4}  {cfg['depths']!s:<14} {cfg['num_heads']!s:<14} "
             f"{cfg['window_size'][0]}x{cfg['window_size'][1]}     {cfg['fusion_depth']}"
         )
+    print(f"comparison models (published configurations): {', '.join(list_architectures())}")
     return 0
 
 
@@ -87,7 +92,8 @@ def run_import(args: argparse.Namespace) -> int:
     card = ModelCard(
         classes=tuple(classes),
         preprocessing={"drr_preset": args.drr_preset},
-        training={"source": "published Swin-X2S checkpoint", "checkpoint": str(args.checkpoint), "task": args.task},
+        training={"source": f"published {getattr(model, 'architecture', 'Swin-X2S')} checkpoint",
+                  "checkpoint": str(args.checkpoint), "task": args.task},
         license=args.license,
         description=args.description,
     )

@@ -48,7 +48,7 @@ from .dimension_expansion import DimensionExpansion
 from .engine import resolve_engine
 from .swin_x2s import SwinX2S
 
-__all__ = ["logit_slabs", "predict_labels"]
+__all__ = ["logit_slabs", "predict_labels", "view_logits"]
 
 _CL = torch.channels_last_3d
 # per axis, for output parity a of the stride-2 transposed convolution: (tap e of the folded 2-tap kernel, tap d of
@@ -59,7 +59,7 @@ _CHUNK_ELEMENTS = 1 << 20  # values per block of the normalisation loops (4 MB o
 
 
 def predict_labels(
-    model: SwinX2S,
+    model: nn.Module,
     coronal: torch.Tensor,
     sagittal: torch.Tensor,
     slab: int = 4,
@@ -69,7 +69,8 @@ def predict_labels(
     """Label volume ``argmax(p + q)`` of a Swin-X2S model, fast and memory-lean (see the module docstring).
 
     Args:
-        model: a :class:`SwinX2S` in eval mode.
+        model: a :class:`SwinX2S` in eval mode (a comparison model runs its plain forward pass: ``argmax`` of its
+            logits).
         coronal: ``[B, N, X, Z]`` on the model's device.
         sagittal: ``[B, N, Y, Z]`` on the model's device.
         slab: planes along X per step of the slab-wise work (in-place convolution, residual projection, head +
@@ -110,7 +111,7 @@ def predict_labels(
 
 
 def logit_slabs(
-    model: SwinX2S,
+    model: nn.Module,
     coronal: torch.Tensor,
     sagittal: torch.Tensor,
     slab: int = 4,
@@ -120,7 +121,8 @@ def logit_slabs(
     """Both views' logits, slab by slab along X, computed as in :func:`predict_labels` (batch size 1).
 
     For consumers that need ``p`` and ``q`` separately (e.g. view agreement) without two full ``[1, C, X, Y, Z]``
-    volumes. Runs in inference mode (also while the consumer handles a slab).
+    volumes. Runs in inference mode (also while the consumer handles a slab). A comparison model's one logits
+    volume is handed out as both ``p`` and ``q`` (:func:`view_logits`).
 
     Args:
         model, coronal, sagittal, slab, autocast_dtype, engine: as in :func:`predict_labels` (where the plain
@@ -153,16 +155,28 @@ def logit_slabs(
             )
 
 
+def view_logits(output: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two views' logits ``(p, q)`` of a network's output.
+
+    Swin-X2S returns one logits volume per view; a comparison model (:func:`~.registry.list_architectures`) returns
+    one, which stands for both: its prediction ``argmax(p + q)`` is its own argmax, the cross-view KL term of
+    :class:`~SwinX2SLib.loss.SwinX2SLoss` is zero (the published trainer used DiceCE alone for these models) and
+    the two views always agree.
+    """
+    return output if isinstance(output, tuple) else (output, output)
+
+
 def _plain_logits(
     model: SwinX2S, coronal: torch.Tensor, sagittal: torch.Tensor, dtype: torch.dtype | None, engine: str
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """``(p, q)`` of the plain forward pass, under ``torch.autocast(dtype)`` when ``dtype`` is given, else in
     float32 when ``engine`` resolves to ``"plain"``; ``None`` when the fast path is to run: in float32 with the
     ``fast`` engine, or after (with a warning) an autocast logit that is not finite (float16 overflows above
-    65504) and the fast engine for the float32 recomputation."""
+    65504) and the fast engine for the float32 recomputation. A comparison model has no fast path (``auto``
+    resolves to ``plain`` for it)."""
     if dtype is not None:
         with torch.inference_mode(), torch.autocast(coronal.device.type, dtype=dtype):
-            p, q = model(coronal, sagittal)
+            p, q = view_logits(model(coronal, sagittal))
             if bool(torch.isfinite(p).all() and torch.isfinite(q).all()):
                 return p, q
         warnings.warn(f"the network's logits overflowed in {str(dtype).removeprefix('torch.')}; computing this "
@@ -170,7 +184,7 @@ def _plain_logits(
     if resolve_engine(model, engine) == "fast":
         return None
     with torch.inference_mode(), exact_float32():
-        return model(coronal, sagittal)
+        return view_logits(model(coronal, sagittal))
 
 
 def _check_slab(slab: int) -> None:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..conventions import VIEWS
+from .biplanar import check_view_shapes
 from .blocks import output_block, residual_block, up_block
 from .cross_view_attention import CrossViewAttention
 from .dimension_expansion import DimensionExpansion
@@ -178,17 +179,7 @@ class SwinX2S(nn.Module):
 
     def check_views(self, coronal: torch.Tensor, sagittal: torch.Tensor) -> None:
         """Raise ValueError unless the views are ``[B, N, X, Z]`` and ``[B, N, Y, Z]`` for this model's size."""
-        size_x, size_y, size_z = self.img_size
-        for name, image, rows in (("coronal", coronal, size_x), ("sagittal", sagittal, size_y)):
-            expected = (self.in_channels, rows, size_z)
-            if image.ndim != 4 or tuple(image.shape[1:]) != expected:
-                raise ValueError(
-                    f"{name} input must be [B, {', '.join(map(str, expected))}] for this model (built for volume "
-                    f"size {self.img_size}), got {list(image.shape)}; resample the image or build the model with "
-                    "a matching img_size / in_channels."
-                )
-        if coronal.shape[0] != sagittal.shape[0]:
-            raise ValueError(f"batch sizes differ: coronal {coronal.shape[0]}, sagittal {sagittal.shape[0]}.")
+        check_view_shapes(self.img_size, self.in_channels, coronal, sagittal)
 
 
 def check_img_size(img_size: Sequence[int]) -> tuple[int, int, int]:

@@ -49,9 +49,11 @@ class ModelConfig:
     """Which network to build.
 
     Args:
-        variant: a registered variant of :func:`SwinX2SLib.network.create_model` (``"base"``, ``"test"``...) or
-            an architecture mapping (``{"feature_size": 12, "depths": [2, 2, 2, 2], "num_heads": [1, 2, 4, 8]}``).
-        options: further network arguments (e.g. ``{"drop_path_rate": 0.1}``).
+        variant: a registered variant of :func:`SwinX2SLib.network.create_model` (``"base"``, ``"test"``...),
+            an architecture mapping (``{"feature_size": 12, "depths": [2, 2, 2, 2], "num_heads": [1, 2, 4, 8]}``)
+            or a comparison model of the paper (``"UNet"``, ``"OneDConcat"``...; presets ``paper_unet``...).
+        options: further network arguments (e.g. ``{"drop_path_rate": 0.1}``; ``{"dropout": 0.1}`` for a
+            comparison model).
         img_size: model grid ``(X, Y, Z)``; the images are ``(X, Z)`` and ``(Y, Z)``.
         in_channels: views per direction ``N`` (1 = one coronal + one sagittal X-ray).
         num_classes: output classes including background (55 = the full catalogue).
@@ -295,6 +297,29 @@ PRESETS: dict[str, dict[str, Any]] = {
         "schedule": {"val_every": 1, "threads": 1},
     },
 }  # fmt: skip
+
+# The published recipes of the comparison models (scripts/models/Total_all/*.sh of the published code): AdamW
+# without weight decay, lr 2e-3, batch 8, 50 epochs with 5 warm-up epochs, DiceCE on one logits volume; UNETR and
+# SwinUNETR lr 2e-4 with batch 1, MultiScale2DPermuteConcat batch 4; OneDConcat and CustomAutoEncoder on a 128^3
+# grid (--roi_z=128). Preset names: "paper_" + the lower-case model name (e.g. paper_unet).
+_BASELINE_RECIPES: dict[str, dict[str, Any]] = {
+    "UNet": {},
+    "AttentionUnet": {},
+    "UNETR": {"optim": {"lr": 2e-4, "batch_size": 1}},
+    "SwinUNETR": {"optim": {"lr": 2e-4, "batch_size": 1}},
+    "OneDConcat": {"model": {"img_size": [128, 128, 128]}},
+    "TwoDPermuteConcat": {},
+    "MultiScale2DPermuteConcat": {"optim": {"batch_size": 4}},
+    "CustomAutoEncoder": {"model": {"img_size": [128, 128, 128]}},
+}
+for _name, _recipe in _BASELINE_RECIPES.items():
+    PRESETS[f"paper_{_name.lower()}"] = {
+        "name": f"paper_{_name.lower()}",
+        "model": {"variant": _name, **_recipe.get("model", {})},
+        "data": {"source": "published"},
+        "optim": {"lr": 2e-3, "weight_decay": 0.0, "epochs": 50, "warmup_epochs": 5, "batch_size": 8,
+                  **_recipe.get("optim", {})},
+    }
 
 
 def preset_dict(name: str) -> dict[str, Any]:

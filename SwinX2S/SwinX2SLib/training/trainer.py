@@ -38,6 +38,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from SwinX2SLib.errors import InputError, ModelError, OutputError, SwinX2SError
+from SwinX2SLib.network import view_logits
 from SwinX2SLib.progress import ProgressReporter
 from SwinX2SLib.training import distributed
 from SwinX2SLib.training.config import TrainConfig, load_config, save_config
@@ -64,6 +65,7 @@ CONFIG_NAME = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
 MODEL_DIR = "model"
 _NO_DECAY_KEYS = ("relative_position", "position_embedding", "pos_embed", "norm")
+_METRICS = ("dice", "hd95_mm", "localization_error_mm", "identification_rate")  # evaluate_model's, per anatomy too
 
 
 @dataclass(frozen=True)
@@ -127,8 +129,9 @@ def evaluate_model(model: nn.Module, dataset: TrainingDataset, device: torch.dev
     """Mean metrics of ``model`` over ``dataset`` (un-augmented), computed by :func:`SwinX2SLib.metrics.evaluate`.
 
     Returns:
-        ``{"dice", "localization_error_mm", "identification_rate", "dice_<anatomy>"..., "cases"}``: means over
-        the cases of the per-case figures (Dice and identification over the classes present in each case).
+        ``{"dice", "hd95_mm", "localization_error_mm", "identification_rate", "<metric>_<anatomy>"..., "cases"}``:
+        means over the cases of the per-case figures (each over the classes present in the case), overall and per
+        anatomy (e.g. ``dice_spine``, ``hd95_mm_rib``: the paper's Table 3).
     """
     from SwinX2SLib import catalogue, metrics
     from SwinX2SLib.network import predict_labels
@@ -142,9 +145,9 @@ def evaluate_model(model: nn.Module, dataset: TrainingDataset, device: torch.dev
             pred = predict_labels(model, item["coronal"][None].to(device), item["sagittal"][None].to(device))[0]
             spacing = dataset.source.load(index, dataset.epoch).spacing_mm
             result = metrics.evaluate(pred.cpu().numpy(), item["label"].numpy(), (spacing,) * 3)
-            row = {"dice": result.overall.dice, "localization_error_mm": result.overall.localization_error_mm,
-                   "identification_rate": result.overall.identification_rate}
-            row.update({f"dice_{a}": result.per_anatomy[a].dice for a in catalogue.ANATOMIES})
+            row = {metric: getattr(result.overall, metric) for metric in _METRICS}
+            row.update({f"{metric}_{a}": getattr(result.per_anatomy[a], metric)
+                        for a in catalogue.ANATOMIES for metric in _METRICS})
             per_case.append(row)
     finally:
         model.train(was_training)
@@ -505,8 +508,8 @@ class Trainer:
         label = batch["label"].to(ctx.device, non_blocking=True)
         autocast = torch.autocast(ctx.device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
         with autocast:
-            p, q = net(coronal, sagittal)
-        loss, terms = _loss_value(loss_fn, p.float(), q.float(), label)
+            p, q = view_logits(net(coronal, sagittal))  # a comparison model's logits stand for both views
+        loss, terms = _loss_value(loss_fn, p.float(), None if q is p else q.float(), label)  # one output: DiceCE
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if self.config.optim.grad_clip > 0:
@@ -651,8 +654,8 @@ def init_output_bias(model: nn.Module, dataset: TrainingDataset, num_classes: in
     Raises:
         ModelError: the model has no output convolution with one channel per class.
     """
-    heads = [m for m in model.modules() if isinstance(m, nn.Conv3d) and m.out_channels == num_classes
-             and m.bias is not None]
+    heads = [m for m in model.modules() if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d))
+             and m.out_channels == num_classes and m.bias is not None]
     if not heads:
         raise ModelError(f"{type(model).__name__}: no output convolution with {num_classes} channels and a bias")
     prior = class_frequencies(dataset, num_classes, samples)
@@ -668,7 +671,8 @@ def _load_initial_weights(model: nn.Module, source: Path) -> None:
         loaded, _card = checkpoints.load_model_dir(source, "cpu")
         state = loaded.state_dict()
     elif source.is_file():
-        state = checkpoints.convert_published_state_dict(checkpoints.load_published_checkpoint(source))
+        state = checkpoints.convert_published_state_dict(checkpoints.load_published_checkpoint(source),
+                                                         getattr(model.config, "architecture", None))
     else:
         raise InputError(source, "fine-tuning source is neither a model directory nor a checkpoint file")
     try:
@@ -721,7 +725,7 @@ def _loss(config: TrainConfig) -> Any:
     return SwinX2SLoss(kl_weight=config.optim.kl_weight)
 
 
-def _loss_value(loss_fn: Any, p: torch.Tensor, q: torch.Tensor,
+def _loss_value(loss_fn: Any, p: torch.Tensor, q: torch.Tensor | None,
                 label: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
     """The total loss and its logged terms (supervised DiceCE and cross-view KL, each averaged over the views)."""
     terms = loss_fn.terms(p, q, label)
