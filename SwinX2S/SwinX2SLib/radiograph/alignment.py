@@ -23,7 +23,7 @@ from scipy import ndimage
 
 __all__ = ["MIN_OVERLAP_FRACTION", "MIN_OVERLAP_MM", "SIAlignment", "estimate_si_alignment", "row_profile"]
 
-MIN_OVERLAP_MM = 60.0
+MIN_OVERLAP_MM = 20.0
 """Shortest SI overlap (mm) of the two views' open fields that can be aligned and reconstructed."""
 MIN_OVERLAP_FRACTION = 0.5
 """Offsets are only considered where the profiles overlap by this fraction of the shorter one (short overlaps

@@ -4,10 +4,11 @@ Method (all steps on the display-oriented image of :class:`~SwinX2SLib.radiograp
 
 1. **Collimation** (:func:`collimation_mask`): border rows and columns whose values barely vary (shutters, the
    unexposed rim) are cut, walking in from each side while a line's spread stays below
-   :data:`FLAT_LINE_FRACTION` of the image's 1-99 percentile range.
-2. **Burned-in markers and text** (:func:`marker_mask`): small connected groups of pixels at the image's extreme
-   value (within 0.5 % of its range), at most :data:`MAX_MARKER_FRACTION` of the open field each, are replaced by
-   the nearest open-field value.
+   :data:`FLAT_LINE_FRACTION` of the image's 1-99 percentile range; flat lines as dark as air
+   (:data:`DARK_FRACTION`) are kept: air beside the patient is image content (0 in a DRR as well).
+2. **Burned-in markers and text** (:func:`marker_mask`): connected groups of pixels at exactly the open field's
+   extreme value (text is burned in at the brightest or darkest stored value), between :data:`MIN_MARKER_PIXELS`
+   and :data:`MAX_MARKER_FRACTION` of the open field each, are replaced by the nearest other value.
 3. **Window** (:func:`percentile_window`): the open field's ``(0.5, 99.5)`` percentiles map to ``(0, 1)``;
    everything outside the open field becomes 0 (air, as outside the body in a DRR).
 4. **Histogram matching** (:func:`match_quantiles`), when reference statistics are known: the image's
@@ -22,8 +23,10 @@ import numpy as np
 from scipy import ndimage
 
 __all__ = [
+    "DARK_FRACTION",
     "FLAT_LINE_FRACTION",
     "MAX_MARKER_FRACTION",
+    "MIN_MARKER_PIXELS",
     "N_QUANTILES",
     "collimation_mask",
     "fill_masked",
@@ -34,9 +37,13 @@ __all__ = [
 ]
 
 FLAT_LINE_FRACTION = 0.02
-"""A border line whose 5-95 percentile spread is below this fraction of the image's range is collimated."""
+"""A border line whose 5-95 percentile spread is below this fraction of the image's range is collimated ..."""
+DARK_FRACTION = 0.1
+"""... unless its median lies in the darkest tenth of that range: a flat dark line is air, part of the image."""
 MAX_MARKER_FRACTION = 0.01
 """Largest marker (connected pixels at the extreme value) as a fraction of the open field."""
+MIN_MARKER_PIXELS = 6
+"""Smallest marker: a stroke of text is a few pixels wide; single saturated pixels are noise, not markers."""
 N_QUANTILES = 101
 """Quantiles (0, 1, ..., 100 %) that describe an intensity distribution."""
 
@@ -45,11 +52,12 @@ def collimation_mask(pixels: np.ndarray) -> np.ndarray:
     """The open field: ``True`` inside the rectangle left when flat border lines are cut (``(rows, cols)`` bool)."""
     low, high = np.percentile(pixels, [1.0, 99.0])
     tolerance = FLAT_LINE_FRACTION * max(float(high - low), 1e-12)
+    dark = low + DARK_FRACTION * (high - low)
     rows, cols = pixels.shape
 
     def flat(line: np.ndarray) -> bool:
-        spread = np.percentile(line, [5.0, 95.0])
-        return float(spread[1] - spread[0]) < tolerance
+        spread = np.percentile(line, [5.0, 50.0, 95.0])
+        return float(spread[2] - spread[0]) < tolerance and spread[1] > dark
 
     top, bottom, left, right = 0, rows, 0, cols
     while top < bottom - 1 and flat(pixels[top, left:right]):
@@ -66,19 +74,18 @@ def collimation_mask(pixels: np.ndarray) -> np.ndarray:
 
 
 def marker_mask(pixels: np.ndarray, field: np.ndarray) -> np.ndarray:
-    """Burned-in markers inside the open ``field``: small blobs at its brightest or darkest value."""
+    """Burned-in markers inside the open ``field``: blobs of :data:`MIN_MARKER_PIXELS` or more pixels at exactly
+    its brightest or darkest value, each at most :data:`MAX_MARKER_FRACTION` of the field, grown by one pixel."""
     values = pixels[field]
-    low, high = float(values.min()), float(values.max())
-    tolerance = 0.005 * max(high - low, 1e-12)
     markers = np.zeros(pixels.shape, dtype=bool)
     limit = MAX_MARKER_FRACTION * field.sum()
-    for extreme in (pixels >= high - tolerance, pixels <= low + tolerance):
+    for extreme in (pixels == values.max(), pixels == values.min()):
         labels, count = ndimage.label(extreme & field)
         if count == 0:
             continue
         sizes = np.bincount(labels.ravel(), minlength=count + 1)
-        small = np.flatnonzero(sizes <= limit)
-        markers |= np.isin(labels, small[small > 0])
+        keep = np.flatnonzero((sizes >= MIN_MARKER_PIXELS) & (sizes <= limit))
+        markers |= np.isin(labels, keep[keep > 0])
     return ndimage.binary_dilation(markers, iterations=1) & field
 
 

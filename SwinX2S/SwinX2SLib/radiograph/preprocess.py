@@ -169,9 +169,9 @@ def prepare_radiograph_pair(coronal: ClinicalRadiograph, sagittal: ClinicalRadio
         "views": {r.view: {"file": r.path, "geometry": r.provenance, **views[r.view].report}
                   for r in (coronal, sagittal)},
         "alignment": alignment.to_dict(),
-        "region_mm": {"top": round(region.top_mm, 3), "bottom": round(region.bottom_mm, 3),
+        "region_mm": {"top": round(float(region.top_mm), 3), "bottom": round(float(region.bottom_mm), 3),
                       "frame": "mid-plane mm from the AP image's top edge"},
-        "grid_spacing_mm": spacing,
+        "grid_spacing_mm": round(float(spacing), 6),
         "intensity": intensity,
     }
     return PreparedPair(model["coronal"], model["sagittal"], grid, region, alignment, report)
@@ -205,7 +205,7 @@ def _check_region(region: Region | None, ap: _View, lat: _View, alignment: SIAli
                                    f"superior-inferior axis (at SI offset {alignment.offset_mm:.0f} mm); at least "
                                    f"{MIN_OVERLAP_MM:g} mm are needed")
     if region is None:
-        return Region(top, bottom)
+        return Region(float(top), float(bottom))
     if region.top_mm < top - 1.0 or region.bottom_mm > bottom + 1.0:
         raise InputError("--region", f"{region.top_mm:g}-{region.bottom_mm:g} mm leaves the part both views show "
                                      f"({top:.0f}-{bottom:.0f} mm from the AP image's top edge)")
