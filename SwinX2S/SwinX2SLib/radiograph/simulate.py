@@ -252,7 +252,7 @@ def write_dx(radiograph: SimulatedRadiograph, path: str | PathLike[str], omit: t
     ds.EstimatedRadiographicMagnificationFactor = round(acq.magnification, 6)
     ds.PhotometricInterpretation = acq.photometric
     ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = -1024, 1, "US"
-    ds.WindowCenter, ds.WindowWidth = 1024 + MAX_VALUE / 2, MAX_VALUE + 1
+    ds.WindowCenter, ds.WindowWidth = MAX_VALUE / 2, MAX_VALUE + 1  # in rescaled values: the whole range
     ds.SamplesPerPixel, ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 1, 16, 13, 12, 0
     ds.Rows, ds.Columns = radiograph.stored.shape
     ds.PixelData = np.ascontiguousarray(radiograph.stored, dtype="<u2").tobytes()
