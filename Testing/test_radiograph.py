@@ -270,3 +270,31 @@ def test_cli_realistic_drr_then_reconstruct(model_dir, phantom, tmp_path, capsys
     assert main(swapped) == 2
     assert "ViewPosition is RL, a lateral view" in capsys.readouterr().err
     assert not (tmp_path / "swapped").exists() or list((tmp_path / "swapped").iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------------ training effects
+def test_radiograph_effects_augmentation():
+    import torch
+
+    from SwinX2SLib.training.augment import augment_sample, sample_params
+    from SwinX2SLib.training.config import AugmentConfig
+    from SwinX2SLib.training.radiograph_effects import RadiographEffects, apply_radiograph_effects
+
+    shape = (16, 16, 24)
+    assert sample_params(np.random.default_rng(0), AugmentConfig(), shape).radiograph is None  # published recipe
+    config = AugmentConfig(prob=0.0, intensity_prob=0.0, rotate180_prob=0.0, radiograph_prob=1.0)
+    params = sample_params(np.random.default_rng(0), config, shape)
+    assert params.radiograph is not None and params.radiograph[0] != params.radiograph[1]  # one draw per view
+    image = torch.from_numpy(np.random.default_rng(1).random((1, 16, 24), dtype=np.float32))
+    label = torch.zeros(shape, dtype=torch.long)
+    first = augment_sample(image, image.clone(), label, params)
+    again = augment_sample(image, image.clone(), label, params)
+    assert torch.equal(first[0], again[0]) and not torch.equal(first[0], image)  # reproducible, and applied
+    assert all(float(x.min()) >= 0.0 and float(x.max()) <= 1.0 for x in first[:2])
+    gamma = apply_radiograph_effects(image, RadiographEffects(gamma=2.0), np.random.default_rng(0))
+    torch.testing.assert_close(gamma, image**2)
+    flat = torch.full((1, 64, 64), 0.5)
+    noisy = apply_radiograph_effects(flat, RadiographEffects(noise=0.05), np.random.default_rng(0))
+    assert float((noisy - flat).std()) == pytest.approx(0.05, rel=0.1)
+    hazy = apply_radiograph_effects(image, RadiographEffects(haze=0.5), np.random.default_rng(0))
+    assert float(hazy.std()) < float(image.std())  # haze lowers contrast
