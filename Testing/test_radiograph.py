@@ -190,6 +190,7 @@ def test_simulated_clinical_pair_matches_the_ideal_model_input(phantom, tmp_path
     print(found)
     assert found["pearson_r"]["coronal"] >= 0.95 and found["pearson_r"]["sagittal"] >= 0.92
     assert abs(found["si_offset_error_mm"]) <= found["model_pixel_mm"]
+    assert all(abs(scale - 1.0) <= 0.02 for scale in found["si_scale"].values())  # measured: within 1.3 %
     assert pair.grid.spacing == pytest.approx(REGION_MM / MODEL_SHAPE[2])
     json.dumps(pair.report)  # the provenance record is JSON-ready
 

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from ..conventions import ModelGrid
+from ..conventions import VIEWS, ModelGrid, image_to_display
+from .alignment import estimate_si_alignment, row_profile
 from .geometry import read_radiograph
 from .preprocess import PreparedPair, Region, prepare_radiograph_pair
 from .simulate import Acquisition, simulate_radiograph, write_dx
@@ -68,7 +69,8 @@ def measure_simulated_pair(volume_xyz: np.ndarray, grid: ModelGrid, ap: Acquisit
         ideal: :func:`ideal_model_inputs` when already computed.
 
     Returns:
-        ``(measurements, prepared pair)``: ``pearson_r`` per view, ``si_offset_error_mm``, ``model_pixel_mm``.
+        ``(measurements, prepared pair)``: ``pearson_r`` per view, ``si_offset_error_mm``, ``si_scale`` per view
+        (the prepared image's SI scale relative to the ideal one, fitted on row profiles), ``model_pixel_mm``.
 
     Raises:
         UserWarning as an error: the files carry complete geometry, so nothing may have to be assumed.
@@ -87,10 +89,21 @@ def measure_simulated_pair(volume_xyz: np.ndarray, grid: ModelGrid, ap: Acquisit
     ideal = ideal if ideal is not None else ideal_model_inputs(volume_xyz, grid, fov_mm, shape)
     # each image's centre row shows its isocentre; the lateral's lies si_offset_mm further towards the head
     expected = heights["sagittal"] / 2.0 - heights["coronal"] / 2.0 + lateral.si_offset_mm - ap.si_offset_mm
+    pixel = fov_mm / shape[2]
     measurements = {
         "pearson_r": {view: round(float(np.corrcoef(getattr(pair, view).ravel(), ideal[view].ravel())[0, 1]), 4)
-                      for view in ("coronal", "sagittal")},
+                      for view in VIEWS},
         "si_offset_error_mm": round(pair.alignment.offset_mm - expected, 2),
-        "model_pixel_mm": fov_mm / shape[2],
+        "si_scale": {view: round(_si_scale(getattr(pair, view), ideal[view], view, pixel), 4) for view in VIEWS},
+        "model_pixel_mm": pixel,
     }
     return measurements, pair
+
+
+def _si_scale(prepared: np.ndarray, ideal: np.ndarray, view: str, pixel_mm: float) -> float:
+    """SI scale of a prepared model image relative to the ideal one (1 = same size), fitted on row profiles."""
+    profiles = []
+    for image in (ideal, prepared):
+        display = image_to_display(image, view)
+        profiles.append(row_profile(display, np.ones(display.shape, dtype=bool), pixel_mm))
+    return estimate_si_alignment(*profiles, max_offset_mm=0.1 * profiles[0][0].size, max_scale_change=0.06).scale
