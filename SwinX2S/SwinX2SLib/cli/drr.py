@@ -73,7 +73,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render and write the images; prints a JSON result with ``--progress json``."""
-    import json
     from pathlib import Path
 
     import numpy as np
@@ -129,18 +128,11 @@ def run(args: argparse.Namespace) -> int:
         "grid": inputs.grid.to_dict(),
         "images": geometry,
     }
-    geometry_path = out_dir / "geometry.json"
-    with atomic_write(geometry_path, overwrite=args.overwrite) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2))
-    files.append(str(geometry_path))
-    reporter.update("done", 1.0, f"{len(files)} files written")
-    reporter.result({"files": files, **summary})
-    return 0
+    return _finish(args, reporter, out_dir / "geometry.json", summary, files)
 
 
 def _run_realistic(args: argparse.Namespace) -> int:
     """``--realistic``: two DICOM DX files and ``acquisition.json``."""
-    import json
     from dataclasses import asdict
 
     from SwinX2SLib.conventions import DEFAULT_GRID_SHAPE, ct_to_model_grid
@@ -174,10 +166,18 @@ def _run_realistic(args: argparse.Namespace) -> int:
         files.append(str(path))
         summary["images"].append({"file": path.name, "view": view, "isocentre_lps": list(image.isocentre_lps),
                                   **asdict(acquisition)})
-    summary_path = out_dir / "acquisition.json"
-    with atomic_write(summary_path, overwrite=args.overwrite) as tmp:
+    return _finish(args, reporter, out_dir / "acquisition.json", summary, files)
+
+
+def _finish(args: argparse.Namespace, reporter, path, summary: dict, files: list[str]) -> int:
+    """Write the JSON ``summary`` to ``path`` (atomically), report the written files and the summary."""
+    import json
+
+    from SwinX2SLib.io import atomic_write
+
+    with atomic_write(path, overwrite=args.overwrite) as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
-    files.append(str(summary_path))
+    files.append(str(path))
     reporter.update("done", 1.0, f"{len(files)} files written")
     reporter.result({"files": files, **summary})
     return 0
