@@ -188,11 +188,16 @@ def test_reconstruct_bad_coronal_input(kind, message, model_dir, xray_pair, tmp_
 def test_reconstruct_identical_or_mismatched_views(model_dir, xray_pair, tmp_path, capsys):  # noqa: F811
     base = ["-o", str(tmp_path / "out"), "--model", str(model_dir), "--device", "cpu", "--progress", "none"]
     assert main(["reconstruct", "--coronal", str(xray_pair[0]), "--sagittal", str(xray_pair[0]), *base]) == 2
-    assert "same image" in capsys.readouterr().err
-    tall = tmp_path / "tall.png"  # same pixel spacing, three times the superior-inferior extent
-    Image.fromarray((_radiograph(960, 200, 3) * 255).astype(np.uint8)).save(tall)
-    assert main(["reconstruct", "--coronal", str(xray_pair[0]), "--sagittal", str(tall), *base]) == 2
-    assert "same region" in capsys.readouterr().err
+    assert "same exposure" in capsys.readouterr().err
+    copy = tmp_path / "copy.png"  # the same image under another name
+    copy.write_bytes(xray_pair[0].read_bytes())
+    assert main(["reconstruct", "--coronal", str(xray_pair[0]), "--sagittal", str(copy), *base]) == 2
+    assert "same exposure" in capsys.readouterr().err
+    # the lateral placed 1 m below the AP image: the two views cannot overlap
+    assert main(["reconstruct", "--coronal", str(xray_pair[0]), "--sagittal", str(xray_pair[1]), "--si-offset",
+                 "1000", *base]) == 2
+    assert "overlaps the AP image" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 
 def test_reconstruct_output_checks_come_before_computing(xray_pair, tmp_path, capsys):

@@ -20,10 +20,8 @@ from SwinX2SLib.inference import (
     DEFAULT_MODEL_DIR,
     OUTPUT_NAMES,
     Reconstructor,
-    prepare_xray_pair,
     write_reconstruction,
 )
-from SwinX2SLib.io import XRay
 from SwinX2SLib.network import create_model
 from SwinX2SLib.precision import resolve_precision
 
@@ -48,54 +46,10 @@ def reconstructor(model_dir):
     return Reconstructor(model_dir, device="cpu")
 
 
-def _xray(rows: int, cols: int, spacing=(0.5, 0.5), seed=0, path="x.png") -> XRay:
-    rng = np.random.default_rng(seed)
-    return XRay(rng.random((rows, cols), dtype=np.float32) * 100, spacing, path, "file")
-
-
 def _pair_inputs(seed=0):
     rng = np.random.default_rng(seed)
     return (rng.random((1, IMG_SIZE[0], IMG_SIZE[2]), dtype=np.float32),
             rng.random((1, IMG_SIZE[1], IMG_SIZE[2]), dtype=np.float32))
-
-
-# ------------------------------------------------------------------------------------------------ preprocessing
-def test_prepare_xray_pair_geometry_and_orientation():
-    """A 200 x 100 mm AP image (rows superior->inferior) fills Z; a bright marker keeps its patient position."""
-    cor = np.zeros((400, 200), np.float32)  # display rows x cols at 0.5 mm: 200 mm S-I, 100 mm R-L
-    cor[10:30, 10:30] = 1000.0  # top-left of the display = superior, patient right
-    sag = np.zeros((200, 100), np.float32)  # 1.0 mm pixels: 200 mm S-I, 100 mm A-P
-    sag[150:170, 70:90] = 1000.0  # bottom-right = inferior, posterior
-    a, b, grid = prepare_xray_pair(XRay(cor, (0.5, 0.5), "ap.png", "file"), XRay(sag, (1.0, 1.0), "lat.png", "file"),
-                                   IMG_SIZE)
-    assert a.shape == (32, 64) and b.shape == (32, 64)
-    assert a.dtype == np.float32 and a.min() == 0.0 and a.max() == 1.0
-    assert grid.shape == IMG_SIZE
-    assert grid.spacing == pytest.approx(200.0 / 64)  # S-I extent fills Z
-    ax, az = np.unravel_index(np.argmax(a), a.shape)
-    assert ax < 16 and az > 48  # patient right = low x, superior = high z
-    by, bz = np.unravel_index(np.argmax(b), b.shape)
-    assert by < 16 and bz < 16  # posterior = low y, inferior = low z
-    np.testing.assert_allclose(grid.center_lps, 0.0, atol=1e-9)
-
-
-def test_prepare_xray_pair_rejects_bad_pairs():
-    with pytest.raises(InputError, match="same image"):
-        x = _xray(200, 160)
-        prepare_xray_pair(x, XRay(x.pixels, x.spacing_mm, "lat.png", "file"), IMG_SIZE)
-    with pytest.raises(InputError, match="superior-inferior"):  # 100 mm vs 400 mm tall
-        prepare_xray_pair(_xray(200, 100), _xray(400, 100, (1.0, 1.0), seed=1, path="lat.png"), IMG_SIZE)
-    with pytest.raises(InputError, match="aspect ratio"):  # a 20:1 strip
-        prepare_xray_pair(_xray(40, 800), _xray(200, 100, seed=1), IMG_SIZE)
-
-
-def test_sixteen_bit_and_scaled_images_give_the_same_input():
-    x8 = _xray(240, 160, seed=3)
-    x16 = XRay(np.round(x8.pixels * 600.0), x8.spacing_mm, "ap16.png", "file")  # up to 60000: 16-bit range
-    sag = _xray(240, 130, seed=4, path="lat.png")
-    a8, _, _ = prepare_xray_pair(x8, sag, IMG_SIZE)
-    a16, _, _ = prepare_xray_pair(x16, sag, IMG_SIZE)
-    np.testing.assert_allclose(a8, a16, atol=2e-3)
 
 
 # ------------------------------------------------------------------------------------------------ confidence

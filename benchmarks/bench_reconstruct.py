@@ -70,9 +70,8 @@ def main() -> None:
 
     from SwinX2SLib.checkpoints import ModelCard, load_model_dir, save_model_dir
     from SwinX2SLib.cli import main as cli_main
-    from SwinX2SLib.inference import prepare_xray_pair
-    from SwinX2SLib.io import read_xray
     from SwinX2SLib.network import create_model, predict_labels
+    from SwinX2SLib.radiograph import prepare_radiograph_pair, read_radiograph
 
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench-reconstruct-"))
@@ -83,8 +82,10 @@ def main() -> None:
     coronal_path, sagittal_path = _radiographs(work)
 
     model, card = load_model_dir(model_dir, args.device)
-    xrays = [read_xray(p, pixel_spacing_mm=0.3) for p in (coronal_path, sagittal_path)]
-    cor, sag, _ = prepare_xray_pair(xrays[0], xrays[1], tuple(card.img_size))
+    xrays = [read_radiograph(p, view, pixel_spacing_mm=0.3)
+             for p, view in ((coronal_path, "coronal"), (sagittal_path, "sagittal"))]
+    prepared = prepare_radiograph_pair(xrays[0], xrays[1], tuple(card.img_size))
+    cor, sag = prepared.coronal, prepared.sagittal
     device = torch.device(args.device)
     cor_t = torch.from_numpy(cor)[None, None].to(device)
     sag_t = torch.from_numpy(sag)[None, None].to(device)

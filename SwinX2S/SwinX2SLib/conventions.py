@@ -29,6 +29,12 @@ radiographs, our 2-D NIfTI DRRs) are stored in *display* orientation: rows top �
 AP image columns left → right = patient right → left (radiological convention); lateral image columns
 left → right = patient anterior → posterior. :func:`image_to_display` and :func:`display_to_image` convert.
 
+In DICOM terms the display orientation is ``PatientOrientation`` :data:`DISPLAY_PATIENT_ORIENTATION`: ``L\\F`` for the
+AP image and ``P\\F`` for the lateral one (the first letter is the patient direction of increasing column index,
+the second that of increasing row index). :func:`patient_orientation_to_display` turns a radiograph stored in any
+of the eight axis-aligned orientations into the display orientation; :func:`display_to_patient_orientation` is its
+inverse (the realistic simulator uses it to write rotated files).
+
 SimpleITK arrays are ``(z, y, x)``; :func:`array_from_sitk` / :func:`sitk_from_array` transpose (no flip) so
 that code elsewhere only sees ``[x, y, z]``.
 """
@@ -48,6 +54,7 @@ if TYPE_CHECKING:  # SimpleITK is imported where images are touched: the network
 
 __all__ = [
     "DEFAULT_GRID_SHAPE",
+    "DISPLAY_PATIENT_ORIENTATION",
     "GRID_DIRECTION_LPS",
     "GRID_ORIENTATION",
     "PROJECTION_AXIS",
@@ -58,11 +65,13 @@ __all__ = [
     "ct_to_model_grid",
     "display_spacing_to_image",
     "display_to_image",
+    "display_to_patient_orientation",
     "image_to_display",
     "label_to_model_grid",
     "lps_to_ras",
     "model_grid_for_ct",
     "model_grid_to_reference",
+    "patient_orientation_to_display",
     "physical_bounds_lps",
     "ras_to_lps",
     "read_published_ct_hu",
@@ -81,6 +90,11 @@ PROJECTION_AXIS: dict[str, int] = {"coronal": 1, "sagittal": 0}
 """The model-grid axis each view integrates along: coronal along y (AP beam), sagittal along x (lateral beam)."""
 
 _LPS_TO_RAS = np.array([-1.0, -1.0, 1.0])
+
+DISPLAY_PATIENT_ORIENTATION: dict[str, tuple[str, str]] = {"coronal": ("L", "F"), "sagittal": ("P", "F")}
+"""DICOM ``PatientOrientation`` (direction of increasing column, of increasing row) of the display orientation."""
+
+_OPPOSITE = {"L": "R", "R": "L", "A": "P", "P": "A", "H": "F", "F": "H"}
 
 
 def lps_to_ras(points: np.ndarray) -> np.ndarray:
@@ -380,6 +394,65 @@ def display_to_image(display: np.ndarray, view: View) -> np.ndarray:
 def display_spacing_to_image(spacing_rows_cols: tuple[float, float]) -> tuple[float, float]:
     """Pixel spacing ``(row, col)`` of a display-oriented image → ``(first, second)`` axis of the model image."""
     return float(spacing_rows_cols[1]), float(spacing_rows_cols[0])
+
+
+def _orientation_letters(orientation: tuple[str, str] | list[str], view: View) -> tuple[str, str]:
+    """The dominant letters of a ``PatientOrientation`` pair, checked against the view's display axes."""
+    _check_view(view)
+    if len(orientation) != 2 or not all(str(o).strip() for o in orientation):
+        raise ValueError(f"PatientOrientation needs two directions, got {list(orientation)}")
+    letters = tuple(str(o).strip().upper()[0] for o in orientation)
+    if any(letter not in _OPPOSITE for letter in letters):
+        raise ValueError(f"PatientOrientation {list(orientation)} uses letters outside L, R, A, P, H, F")
+    target = DISPLAY_PATIENT_ORIENTATION[view]
+    wanted_axes = {frozenset((t, _OPPOSITE[t])) for t in target}
+    if {frozenset((letter, _OPPOSITE[letter])) for letter in letters} != wanted_axes:
+        raise ValueError(f"PatientOrientation {list(orientation)} does not describe a {view} image (expected the "
+                         f"axes {target[0]}/{_OPPOSITE[target[0]]} and {target[1]}/{_OPPOSITE[target[1]]})")
+    return letters
+
+
+def patient_orientation_to_display(array: np.ndarray, orientation: tuple[str, str] | list[str],
+                                   view: View) -> np.ndarray:
+    """Turn a radiograph stored with DICOM ``PatientOrientation`` ``orientation`` into display orientation.
+
+    Args:
+        array: ``(rows, cols)`` pixels as stored.
+        orientation: ``(direction of increasing column, direction of increasing row)``, e.g. ``("R", "H")``;
+            only the first letter of each entry counts (``"LF"`` is read as ``"L"``).
+        view: ``"coronal"`` (AP/PA image) or ``"sagittal"`` (lateral image).
+
+    Returns:
+        The pixels transposed and/or reversed so that the orientation is :data:`DISPLAY_PATIENT_ORIENTATION`.
+
+    Raises:
+        ValueError: letters that are not two of the view's display axes (e.g. ``A`` in an AP image).
+    """
+    col_dir, row_dir = _orientation_letters(orientation, view)
+    out = np.asarray(array)
+    if col_dir in "HF":  # superior-inferior runs along the columns: swap rows and columns
+        out, col_dir, row_dir = out.T, row_dir, col_dir
+    target_col, target_row = DISPLAY_PATIENT_ORIENTATION[view]
+    if row_dir != target_row:
+        out = out[::-1, :]
+    if col_dir != target_col:
+        out = out[:, ::-1]
+    return out
+
+
+def display_to_patient_orientation(display: np.ndarray, orientation: tuple[str, str] | list[str],
+                                   view: View) -> np.ndarray:
+    """Inverse of :func:`patient_orientation_to_display`: a display-oriented image stored as ``orientation``."""
+    col_dir, row_dir = _orientation_letters(orientation, view)
+    target_col, target_row = DISPLAY_PATIENT_ORIENTATION[view]
+    out = np.asarray(display)
+    transposed = col_dir in "HF"
+    stored_col, stored_row = (row_dir, col_dir) if transposed else (col_dir, row_dir)
+    if stored_row != target_row:
+        out = out[::-1, :]
+    if stored_col != target_col:
+        out = out[:, ::-1]
+    return out.T if transposed else out
 
 
 def rotate_180_about_si(coronal, sagittal, label_xyz):

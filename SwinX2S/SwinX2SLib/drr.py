@@ -96,6 +96,7 @@ __all__ = [
     "ModelInputs",
     "Radiograph",
     "get_preset",
+    "point_source_integrals",
     "render_from_model_grid",
     "render_model_inputs",
     "render_views",
@@ -722,3 +723,39 @@ def _integrate_rays(density: torch.Tensor, anchors: torch.Tensor, directions: to
         )
         out[begin:end] = samples.reshape(end - begin, n_samples).sum(dim=1)
     return out * _STEP_VOXELS
+
+
+def point_source_integrals(
+    volume_xyz: np.ndarray | torch.Tensor,
+    grid: ModelGrid,
+    source_lps: Sequence[float],
+    targets_lps: np.ndarray,
+    preset: str | DRRPreset = "published",
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Line integrals of the preset's density from one point source to arbitrary detector points.
+
+    The building block of detectors that are not the model grid's (e.g. the clinical radiograph simulator of
+    :mod:`SwinX2SLib.radiograph.simulate`): rays are sampled as in the ``perspective`` geometry.
+
+    Args:
+        volume_xyz: ``(X, Y, Z)`` CT numbers in HU on ``grid``.
+        grid: the volume's model grid.
+        source_lps: LPS position (mm) of the point source.
+        targets_lps: ``(..., 3)`` LPS positions (mm) of the detector pixel centres.
+        preset: whose :meth:`DRRPreset.density` is integrated (``line_integral``: HU·mm; ``beer_lambert``: the
+            dimensionless ``∫ μ dl``); the preset's window is not applied.
+        device: torch device.
+
+    Returns:
+        ``targets_lps.shape[:-1]`` float32 line integrals (×mm, i.e. HU·mm or dimensionless).
+    """
+    density = _prepare_volume(volume_xyz, grid, get_preset(preset), device)
+    targets = np.asarray(targets_lps, dtype=np.float64)
+    ijk = torch.as_tensor(grid.lps_to_index(targets.reshape(-1, 3)), dtype=torch.float32, device=density.device)
+    source = torch.as_tensor(grid.lps_to_index(np.asarray(source_lps, dtype=np.float64)), dtype=torch.float32,
+                             device=density.device)
+    directions = ijk - source
+    directions = directions / directions.norm(dim=1, keepdim=True)
+    integrals = _integrate_rays(density, source.expand_as(ijk), directions) * grid.spacing
+    return integrals.to("cpu", torch.float32).numpy().reshape(targets.shape[:-1])

@@ -9,18 +9,14 @@ Example::
 
 Inputs and preprocessing
 ------------------------
-* **Radiographs** (:meth:`Reconstructor.reconstruct_xrays`): read by :func:`SwinX2SLib.io.read_xray` (display
-  orientation, bone bright, pixel spacing), turned into the model convention with
-  :func:`SwinX2SLib.conventions.display_to_image` (coronal ``(X, Z)``, sagittal ``(Y, Z)``), then
-
-  1. both images get one isotropic grid spacing ``s`` = the smallest that fits each image's physical extent into
-     its model size (``(X, Z)`` resp. ``(Y, Z)``), the model grid being a ``X·s × Y·s × Z·s`` mm box centred on
-     the images' centres (parallel-beam geometry, as the published DRRs);
-  2. each image is padded symmetrically with its minimum value to that box's aspect and resampled to the model
-     size (bilinear, anti-aliased);
-  3. each image is min-max scaled to [0, 1] (the network's input range; bone bright).
-
-  Both images must show the same superior-inferior extent within a factor of :data:`MAX_EXTENT_RATIO`.
+* **Radiographs** (:meth:`Reconstructor.reconstruct_xrays`): read with their geometry by
+  :func:`SwinX2SLib.radiograph.read_radiograph` (DICOM tags: mid-plane spacing, ``PatientOrientation``,
+  ``ViewPosition``, photometric interpretation, rescale and VOI LUT; other files in display orientation) and
+  prepared by :func:`SwinX2SLib.radiograph.prepare_radiograph_pair`: collimation and markers masked, percentile
+  window, spacing at the spine's depth, the lateral aligned to the AP image along the superior-inferior axis, one
+  region to reconstruct for both views (its SI length fills the grid's ``Z``), histogram matching to the model
+  card's ``preprocessing["reference_quantiles"]`` when present. The grid is centred at the origin (radiographs
+  carry no patient position).
 * **CT** (:meth:`Reconstructor.reconstruct_ct`): rendered with :func:`SwinX2SLib.drr.render_model_inputs` using
   the model card's ``preprocessing`` (``drr_preset``, ``geometry``) and ``in_channels`` views per side; the model
   grid is the CT's field-of-view cube (published pipeline); the result is also resampled onto the CT grid.
@@ -45,9 +41,8 @@ import numpy as np
 
 from . import catalogue
 from .confidence import SegmentConfidence, fuse_slabs, keep_largest_component, segment_confidence
-from .conventions import ModelGrid, display_spacing_to_image, display_to_image
+from .conventions import ModelGrid
 from .errors import InputError, ModelError, OutputError
-from .io import XRay
 from .precision import resolve_precision
 
 if TYPE_CHECKING:
@@ -56,19 +51,18 @@ if TYPE_CHECKING:
 
     from .drr import ModelInputs
     from .metrics import Evaluation
+    from .radiograph import ClinicalRadiograph, Region
 
 __all__ = [
     "DEFAULT_MODEL_DIR",
     "LOW_AGREEMENT",
     "MAX_BONE_FRACTION",
-    "MAX_EXTENT_RATIO",
     "OUTPUT_NAMES",
     "Reconstruction",
     "Reconstructor",
     "SegmentSummary",
     "check_outputs_free",
     "planned_outputs",
-    "prepare_xray_pair",
     "resolve_device",
     "stage_reconstruction",
     "write_reconstruction",
@@ -76,12 +70,6 @@ __all__ = [
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
 """The built-in default model (``model.safetensors`` + ``model.json``), trained with ``swinx2s train``."""
-
-MAX_EXTENT_RATIO = 1.5
-"""Largest accepted ratio of the two radiographs' superior-inferior extents (mm)."""
-
-MAX_PADDING = 4.0
-"""Largest accepted padding factor of one image side (an image much narrower or wider than the model's box)."""
 
 MAX_BONE_FRACTION = 0.4
 """Above this fraction of the grid labelled as bone a warning says the output is implausible (bones fill roughly
@@ -185,80 +173,6 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def prepare_xray_pair(coronal: XRay, sagittal: XRay, img_size: tuple[int, int, int]
-                      ) -> tuple[np.ndarray, np.ndarray, ModelGrid]:
-    """Radiographs → network inputs on one model grid (see the module docstring for the exact steps).
-
-    Args:
-        coronal: AP radiograph (display orientation).
-        sagittal: lateral radiograph (display orientation).
-        img_size: the model's ``(X, Y, Z)``.
-
-    Returns:
-        ``(coronal (X, Z), sagittal (Y, Z), grid)``: float32 images in [0, 1] and the grid, centred at the origin.
-
-    Raises:
-        InputError: images of very different physical sizes or aspect ratios, or identical images.
-    """
-    size_x, size_y, size_z = img_size
-    images, extents = {}, {}
-    for view, xray, rows in (("coronal", coronal, size_x), ("sagittal", sagittal, size_y)):
-        image = display_to_image(xray.pixels, view).astype(np.float32)
-        spacing = display_spacing_to_image(xray.spacing_mm)
-        extent = (image.shape[0] * spacing[0], image.shape[1] * spacing[1])
-        aspect = (extent[0] / rows) / (extent[1] / size_z)
-        if not 1.0 / MAX_PADDING <= aspect <= MAX_PADDING:
-            raise InputError(xray.path, f"aspect ratio {extent[0]:.0f} x {extent[1]:.0f} mm is too far from the "
-                                        f"model's {rows} x {size_z} box (more than {MAX_PADDING:g}x padding)")
-        images[view], extents[view] = (image, spacing), extent
-    ratio = extents["coronal"][1] / extents["sagittal"][1]
-    if not 1.0 / MAX_EXTENT_RATIO <= ratio <= MAX_EXTENT_RATIO:
-        raise InputError(sagittal.path, f"shows {extents['sagittal'][1]:.0f} mm superior-inferior while the coronal "
-                                        f"image {coronal.path} shows {extents['coronal'][1]:.0f} mm: the two views "
-                                        "must image the same region (check the pixel spacing)")
-    spacing = max(extents["coronal"][0] / size_x, extents["sagittal"][0] / size_y,
-                  max(e[1] for e in extents.values()) / size_z)
-    out = {}
-    for view, rows in (("coronal", size_x), ("sagittal", size_y)):
-        image, pixel = images[view]
-        out[view] = _pad_resize_normalise(image, pixel, (rows * spacing, size_z * spacing), (rows, size_z))
-    if _same_image(out["coronal"], out["sagittal"]):
-        raise InputError(sagittal.path, f"is the same image as the coronal view {coronal.path}: give an AP and a "
-                                        "lateral radiograph")
-    grid = ModelGrid.centered((0.0, 0.0, 0.0), spacing * max(img_size), img_size)
-    return out["coronal"], out["sagittal"], grid
-
-
-def _same_image(coronal: np.ndarray, sagittal: np.ndarray, threshold: float = 0.995) -> bool:
-    """Whether two prepared images are the same radiograph (either way round: the display columns of the two
-    views run in opposite directions, so one file given twice appears mirrored along the first axis)."""
-    if coronal.shape != sagittal.shape:
-        return False
-    return any(np.corrcoef(coronal.ravel(), candidate.ravel())[0, 1] > threshold
-               for candidate in (sagittal, sagittal[::-1]))
-
-
-def _pad_resize_normalise(image: np.ndarray, pixel_mm: tuple[float, float], box_mm: tuple[float, float],
-                          size: tuple[int, int]) -> np.ndarray:
-    """Pad ``image`` symmetrically (with its minimum) to ``box_mm``, resize to ``size``, min-max to [0, 1]."""
-    import torch
-    import torch.nn.functional as F
-
-    pads = []
-    for n, px, box in zip(image.shape, pixel_mm, box_mm, strict=True):
-        total = max(round(box / px) - n, 0)
-        pads.append((total // 2, total - total // 2))
-    padded = np.pad(image, pads, mode="constant", constant_values=float(image.min()))
-    tensor = torch.from_numpy(np.ascontiguousarray(padded))[None, None]
-    antialias = padded.shape[0] > size[0] or padded.shape[1] > size[1]
-    resized = F.interpolate(tensor, size=size, mode="bilinear", align_corners=False, antialias=antialias)[0, 0]
-    resized = resized.numpy()
-    low, high = float(resized.min()), float(resized.max())
-    if high <= low:
-        raise InputError("radiograph", "the image is constant after resizing (no contrast)")
-    return ((resized - low) / (high - low)).astype(np.float32)
-
-
 class Reconstructor:
     """Loads a model directory once and reconstructs any number of cases.
 
@@ -293,22 +207,36 @@ class Reconstructor:
         self.engine = resolve_engine(self.model, self.card.engine if engine == "auto" else engine)
 
     # -- inputs -----------------------------------------------------------------------------------------------
-    def reconstruct_xrays(self, coronal: XRay | str | PathLike[str], sagittal: XRay | str | PathLike[str],
-                          pixel_spacing_mm: float | None = None, keep_largest: bool = False) -> Reconstruction:
-        """Reconstruct from an AP (coronal) and a lateral (sagittal) radiograph, as files or :class:`XRay`."""
-        from .io import read_xray
+    def reconstruct_xrays(self, coronal: ClinicalRadiograph | str | PathLike[str],
+                          sagittal: ClinicalRadiograph | str | PathLike[str], pixel_spacing_mm: float | None = None,
+                          keep_largest: bool = False, *, magnification: float | None = None,
+                          region: Region | None = None, si_offset_mm: float | None = None) -> Reconstruction:
+        """Reconstruct from an AP (coronal) and a lateral (sagittal) radiograph, as files or read radiographs.
+
+        Args:
+            coronal, sagittal: the two radiographs (:class:`~SwinX2SLib.radiograph.ClinicalRadiograph` or paths).
+            pixel_spacing_mm: mid-plane pixel spacing of both files (overrides their tags).
+            keep_largest: keep only the largest connected component of each label.
+            magnification: detector-to-mid-plane magnification of both files (overrides their tags).
+            region: SI extent to reconstruct on the AP image (default: what both views show).
+            si_offset_mm: lateral SI position of the AP image's top edge (default: estimated).
+        """
+        from .radiograph import prepare_radiograph_pair, read_radiograph
 
         start = time.perf_counter()
         self._progress("read", 0.02, "reading radiographs")
-        xrays = [x if isinstance(x, XRay) else read_xray(x, pixel_spacing_mm) for x in (coronal, sagittal)]
         if self.in_channels != 1:
             raise ModelError(f"{self.model_dir}: the model needs {self.in_channels} images per view; "
                              "two radiographs give one each (use a CT input)")
-        cor, sag, grid = prepare_xray_pair(xrays[0], xrays[1], self.img_size)
-        source = {"kind": "xray", "coronal": xrays[0].path, "sagittal": xrays[1].path,
-                  "pixel_spacing_mm": {"coronal": list(xrays[0].spacing_mm), "sagittal": list(xrays[1].spacing_mm)},
-                  "spacing_source": {"coronal": xrays[0].spacing_source, "sagittal": xrays[1].spacing_source}}
-        return self.reconstruct(cor[None], sag[None], grid, source, keep_largest,
+        pair = [x if not isinstance(x, str | PathLike) else read_radiograph(x, view, pixel_spacing_mm, magnification)
+                for x, view in ((coronal, "coronal"), (sagittal, "sagittal"))]
+        prepared = prepare_radiograph_pair(pair[0], pair[1], self.img_size, region, si_offset_mm,
+                                           self.preprocessing.get("reference_quantiles"))
+        source = {"kind": "xray", "coronal": pair[0].path, "sagittal": pair[1].path,
+                  "pixel_spacing_mm": {r.view: list(r.spacing_mm) for r in pair},
+                  "spacing_source": {r.view: r.provenance["spacing_mm"]["source"] for r in pair},
+                  "preprocessing": prepared.report}
+        return self.reconstruct(prepared.coronal[None], prepared.sagittal[None], prepared.grid, source, keep_largest,
                                 {"read": time.perf_counter() - start})
 
     def reconstruct_ct(self, ct: sitk.Image, label: sitk.Image | None = None, keep_largest: bool = False,

@@ -9,6 +9,12 @@ top, AP with the patient's right on the left, lateral with anterior on the left)
 ``geometry.json`` (source and detector of every image in LPS mm, and under ``display`` the placement of the
 written display-oriented file). With ``--views N`` the extra images of each
 N-view group are ``coronal_<angle>deg.nii.gz`` / ``sagittal_<angle>deg.nii.gz``.
+
+With ``--realistic`` it writes instead what an X-ray room would store (:mod:`SwinX2SLib.radiograph.simulate`):
+``coronal.dcm`` and ``sagittal.dcm``, DICOM DX perspective radiographs at clinical geometry with scatter, heel
+effect, noise, vendor processing, collimation and a side marker, plus ``acquisition.json``::
+
+    swinx2s drr ct.nii.gz -o rooms --realistic --ap-position PA --lateral-position RL --si-offset 25
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import argparse
 from .common import (
     GRID_SIZE,
     MAX_VIEWS,
+    SEED,
     add_overwrite_argument,
     add_progress_argument,
     bounded,
@@ -53,6 +60,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fov", type=bounded(float, 0, 5000, above=True, unit=" mm"), default=None, metavar="MM",
                    help="field-of-view cube side in mm (default: the CT's largest extent)")
     p.add_argument("--device", default="cpu", help="torch device for the projection, e.g. cpu or cuda")
+    realistic = p.add_argument_group("clinical radiographs (--realistic)")
+    realistic.add_argument("--realistic", action="store_true",
+                           help="write DICOM DX radiographs as an X-ray room stores them (perspective, scatter, "
+                                "noise, vendor processing, collimation, marker); --sid/--sdd set the geometry "
+                                "(default 950 / 1150 mm)")
+    realistic.add_argument("--ap-position", choices=("AP", "PA"), default="AP", help="frontal view position")
+    realistic.add_argument("--lateral-position", choices=("LL", "RL"), default="LL", help="lateral view position")
+    realistic.add_argument("--si-offset", type=bounded(float, -1000, 1000, unit=" mm"), default=0.0, metavar="MM",
+                           help="the patient moves this far towards the feet between the AP and the lateral")
+    realistic.add_argument("--detector-pixel", type=bounded(float, 0.05, 5, unit=" mm"), default=0.5, metavar="MM",
+                           help="detector pixel pitch (430 x 430 mm detector)")
+    realistic.add_argument("--photometric", choices=("MONOCHROME1", "MONOCHROME2"), default="MONOCHROME2")
+    realistic.add_argument("--attenuation", choices=("published", "water"), default="published",
+                           help="attenuation: the training DRR's max(HU, 0) (default) or water-referenced HU")
+    realistic.add_argument("--seed", type=SEED, default=0, help="seed of the quantum noise")
     add_overwrite_argument(p)
     add_progress_argument(p)
     p.set_defaults(func=run)
@@ -71,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     from SwinX2SLib.errors import InputError
     from SwinX2SLib.io import read_volume, staged_outputs, write_json, write_png, write_volume
 
+    if args.realistic:
+        return _run_realistic(args)
     if args.geometry == "parallel" and (args.sid is not None or args.sdd is not None):
         raise InputError("--sid/--sdd", "only apply to --geometry perspective")
     sid = drr.DEFAULT_SID_MM if args.sid is None else args.sid
@@ -112,6 +136,45 @@ def run(args: argparse.Namespace) -> int:
         }
         write_json(summary, stage / "geometry.json")
         files.append(str(out_dir / "geometry.json"))
+    reporter.update("done", 1.0, f"{len(files)} files written")
+    reporter.result({"files": files, **summary})
+    return 0
+
+
+def _run_realistic(args: argparse.Namespace) -> int:
+    """``--realistic``: two DICOM DX files and ``acquisition.json``, written all together or not at all."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from SwinX2SLib.conventions import DEFAULT_GRID_SHAPE, ct_to_model_grid
+    from SwinX2SLib.errors import InputError
+    from SwinX2SLib.io import read_volume, staged_outputs, write_json
+    from SwinX2SLib.radiograph.simulate import Acquisition, simulate_radiograph, write_dx
+
+    if args.geometry != "parallel" or args.views != 1 or args.preset != "published":
+        raise InputError("--realistic", "takes no --geometry, --views or --preset (it is a perspective radiograph)")
+    geometry = {"sod_mm": 950.0 if args.sid is None else args.sid, "sid_mm": 1150.0 if args.sdd is None else args.sdd,
+                "pixel_mm": args.detector_pixel, "photometric": args.photometric, "attenuation": args.attenuation}
+    try:
+        acquisitions = {"coronal": Acquisition(args.ap_position, **geometry),
+                        "sagittal": Acquisition(args.lateral_position, si_offset_mm=args.si_offset, **geometry)}
+    except ValueError as exc:
+        raise InputError("--realistic", str(exc)) from None
+    reporter = reporter_from_args(args)
+    out_dir = Path(args.output)
+    with staged_outputs(out_dir, ["coronal.dcm", "sagittal.dcm", "acquisition.json"], args.overwrite) as stage:
+        reporter.update("read", 0.0, f"reading {args.ct}")
+        volume, grid = ct_to_model_grid(read_volume(args.ct), check_grid(args.shape or DEFAULT_GRID_SHAPE), args.fov)
+        files, summary = [], {"ct": str(args.ct), "grid": grid.to_dict(), "images": []}
+        for index, (view, acquisition) in enumerate(acquisitions.items()):
+            reporter.update("render", 0.1 + 0.4 * index, f"{acquisition.view_position} radiograph")
+            image = simulate_radiograph(volume, grid, acquisition, seed=args.seed + index, device=args.device)
+            write_dx(image, stage / f"{view}.dcm")
+            files.append(str(out_dir / f"{view}.dcm"))
+            summary["images"].append({"file": f"{view}.dcm", "view": view, "isocentre_lps": list(image.isocentre_lps),
+                                      **asdict(acquisition)})
+        write_json(summary, stage / "acquisition.json")
+        files.append(str(out_dir / "acquisition.json"))
     reporter.update("done", 1.0, f"{len(files)} files written")
     reporter.result({"files": files, **summary})
     return 0

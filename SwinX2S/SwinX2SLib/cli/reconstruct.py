@@ -48,7 +48,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="model folder (model.safetensors + model.json); default: the built-in model")
     add_device_arguments(p)
     p.add_argument("--pixel-spacing", type=bounded(float, 0, 10, above=True, unit=" mm"), metavar="MM",
-                   help="pixel spacing of both radiographs in mm (overrides the files)")
+                   help="pixel spacing of both radiographs in the patient's mid-plane, mm (overrides the files)")
+    p.add_argument("--magnification", type=bounded(float, 1, 3), metavar="M",
+                   help="source-to-detector / source-to-patient distance of both radiographs (overrides the files)")
+    p.add_argument("--region", type=float, nargs=2, metavar=("TOP", "BOTTOM"),
+                   help="superior-inferior extent to reconstruct: mid-plane mm from the AP image's top edge "
+                        "(default: what both views show); carried to the lateral image by the alignment")
+    p.add_argument("--si-offset", type=float, metavar="MM",
+                   help="position (mm, lateral image, from its top edge) of the AP image's top edge "
+                        "(default: estimated from the two images)")
     p.add_argument("--meshes", choices=("stl", "obj", "vtp"), help="also write one surface mesh per bone (RAS)")
     p.add_argument("--largest-component", action="store_true",
                    help="keep only the largest connected piece of each bone")
@@ -82,6 +90,10 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter) -> int:
     check_outputs_free(planned, args.overwrite)
     if args.label is not None and kind == "xray":
         raise InputError(args.label, "a ground truth can only be aligned with a CT or a published input pair")
+    for flag, value in (("--magnification", args.magnification), ("--region", args.region),
+                        ("--si-offset", args.si_offset)):
+        if value is not None and kind != "xray":
+            raise InputError(flag, "only applies to two radiographs (--coronal/--sagittal)")
     inputs = _read_inputs(args, kind)  # input errors come before the model is loaded
     reporter.update("load", 0.01, "loading the model")
     reconstructor = Reconstructor(args.model, args.device, progress=reporter.update, precision=args.precision,
@@ -132,7 +144,7 @@ def _input_kind(args: argparse.Namespace) -> str:
 def _read_inputs(args: argparse.Namespace, kind: str) -> tuple[Any, Any]:
     """Read and check the input images (CT and label, or both radiographs) before anything else is done."""
     from ..conventions import read_published_pair
-    from ..io import check_ct_shows_bone, read_label_map, read_volume, read_xray
+    from ..io import check_ct_shows_bone, read_label_map, read_volume
 
     if kind == "ct":
         ct = read_volume(args.ct)
@@ -141,7 +153,10 @@ def _read_inputs(args: argparse.Namespace, kind: str) -> tuple[Any, Any]:
     if kind == "published":
         read_published_pair(args.coronal, args.sagittal)
         return args.coronal, args.sagittal
-    return read_xray(args.coronal, args.pixel_spacing), read_xray(args.sagittal, args.pixel_spacing)
+    from ..radiograph import read_radiograph
+
+    return tuple(read_radiograph(path, view, args.pixel_spacing, args.magnification)
+                 for path, view in ((args.coronal, "coronal"), (args.sagittal, "sagittal")))
 
 
 def _reconstruct(reconstructor: Any, args: argparse.Namespace, kind: str, inputs: tuple[Any, Any]) -> Any:
@@ -150,7 +165,12 @@ def _reconstruct(reconstructor: Any, args: argparse.Namespace, kind: str, inputs
         return reconstructor.reconstruct_ct(first, second, args.largest_component, source={"ct": str(args.ct)})
     if kind == "published":
         return reconstructor.reconstruct_published(first, second, args.largest_component)
-    return reconstructor.reconstruct_xrays(first, second, args.pixel_spacing, args.largest_component)
+    from ..radiograph import Region
+
+    region = Region(*args.region) if args.region is not None else None
+    return reconstructor.reconstruct_xrays(first, second, args.pixel_spacing, args.largest_component,
+                                           magnification=args.magnification, region=region,
+                                           si_offset_mm=args.si_offset)
 
 
 def _evaluate(result: Any, label_path: str, kind: str) -> Any:

@@ -19,6 +19,8 @@ images are projections, a geometric change of the volume maps to a 2-D change of
   augmentation never mirrors (as the paper says, it "does not mirror left and right"). The network learns to read
   the patient's orientation from the images (e.g. the spine in front of the body in the lateral view).
 * **intensity**: ``image * (1 + a) + b`` then clipped to [0, 1], the same ``a, b`` for both images.
+* **real-radiograph effects** (off unless ``radiograph_prob`` > 0): haze, blur, noise, unsharp masking and gamma,
+  drawn per view (:mod:`SwinX2SLib.training.radiograph_effects`).
 
 For ``N > 1`` views per direction every channel gets the same 2-D change: exact for zoom, ``z`` translation and the
 180-degree rotation; an approximation for ``x``/``y`` translation of the oblique views.
@@ -35,6 +37,11 @@ from monai.networks.layers import AffineTransform
 
 from SwinX2SLib.conventions import rotate_180_about_si
 from SwinX2SLib.training.config import AugmentConfig
+from SwinX2SLib.training.radiograph_effects import (
+    RadiographEffects,
+    apply_radiograph_effects,
+    sample_radiograph_effects,
+)
 
 __all__ = ["AugmentParams", "augment_sample", "sample_params"]
 
@@ -49,6 +56,8 @@ class AugmentParams:
         shift: translation ``(tx, ty, tz)`` in voxels.
         rotate180: apply the 180-degree rotation about the superior-inferior axis.
         intensity: ``(scale_offset a, shift b)`` or None.
+        radiograph: per view (coronal, sagittal) real-radiograph effects, or None.
+        seed: seed of the effects' noise.
     """
 
     zoom: float = 1.0
@@ -56,6 +65,8 @@ class AugmentParams:
     shift: tuple[float, float, float] = (0.0, 0.0, 0.0)
     rotate180: bool = False
     intensity: tuple[float, float] | None = None
+    radiograph: tuple[RadiographEffects, RadiographEffects] | None = None
+    seed: int = 0
 
     @property
     def is_geometric(self) -> bool:
@@ -76,7 +87,10 @@ def sample_params(rng: np.random.Generator, config: AugmentConfig, shape: tuple[
             float(rng.uniform(-config.intensity_shift, config.intensity_shift)),
         )
     rotate180 = bool(rng.random() < config.rotate180_prob)
-    return AugmentParams(zoom=zoom, angle_rad=angle, shift=shift, rotate180=rotate180, intensity=intensity)
+    radiograph = sample_radiograph_effects(rng, config)
+    seed = int(rng.integers(1 << 31)) if radiograph is not None else 0
+    return AugmentParams(zoom=zoom, angle_rad=angle, shift=shift, rotate180=rotate180, intensity=intensity,
+                         radiograph=radiograph, seed=seed)
 
 
 def augment_sample(
@@ -104,6 +118,10 @@ def augment_sample(
         scale, offset = params.intensity
         coronal = (coronal * (1.0 + scale) + offset).clamp(0.0, 1.0)
         sagittal = (sagittal * (1.0 + scale) + offset).clamp(0.0, 1.0)
+    if params.radiograph is not None:
+        rng = np.random.default_rng(params.seed)
+        coronal, sagittal = (apply_radiograph_effects(image, draw, rng)
+                             for image, draw in zip((coronal, sagittal), params.radiograph, strict=True))
     return coronal, sagittal, label
 
 

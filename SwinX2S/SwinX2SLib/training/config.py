@@ -124,6 +124,10 @@ class AugmentConfig:
         intensity_scale: images are multiplied by ``1 + U(-s, s)``.
         intensity_shift: then ``U(-o, o)`` is added.
         rotate180_prob: probability of the 180-degree rotation about the superior-inferior axis.
+        radiograph_prob: probability of the real-radiograph effects of
+            :mod:`SwinX2SLib.training.radiograph_effects` (0 = off, the published recipe); their ranges:
+            radiograph_haze (scatter fraction), radiograph_blur_px, radiograph_noise (Gaussian sigma),
+            radiograph_unsharp (amount), radiograph_gamma (``(low, high)`` exponent).
     """
 
     prob: float = 0.8
@@ -134,6 +138,12 @@ class AugmentConfig:
     intensity_scale: float = 0.1
     intensity_shift: float = 0.1
     rotate180_prob: float = 0.5
+    radiograph_prob: float = 0.0
+    radiograph_haze: float = 0.3
+    radiograph_blur_px: float = 1.0
+    radiograph_noise: float = 0.03
+    radiograph_unsharp: float = 0.6
+    radiograph_gamma: tuple[float, float] = (0.7, 1.4)
 
 
 @dataclass(frozen=True)
@@ -485,6 +495,9 @@ def _validate(config: TrainConfig, source: str) -> None:
         (config.data.source == "phantom" or config.data.root, f"data.root is required for {config.data.source!r}"),
         (0.0 <= config.augment.prob <= 1.0 and 0.0 <= config.augment.rotate180_prob <= 1.0, "probabilities in [0,1]"),
         (config.augment.zoom[0] <= config.augment.zoom[1], "augment.zoom must be (low, high)"),
+        (0.0 <= config.augment.radiograph_prob <= 1.0, "augment.radiograph_prob must be in [0, 1]"),
+        (0 < config.augment.radiograph_gamma[0] <= config.augment.radiograph_gamma[1],
+         "augment.radiograph_gamma must be (low, high), both positive"),
     ]
     for ok, message in checks:
         if not ok:
