@@ -705,7 +705,7 @@ class SwinX2STest(ScriptedLoadableModuleTest):
         """The colour table loads once and names the catalogue structures."""
         first = loadColorTable()
         self.assertIs(loadColorTable(), first)
-        self.assertEqual(first.GetColorName(53), "femur_left")
+        self.assertEqual(first.GetColorName(53), "Left femur")
         self.assertGreaterEqual(first.GetNumberOfColors(), 55)
 
     def test_ParameterChecks(self):

@@ -90,6 +90,25 @@ def test_color_table_file_matches_catalogue():
     femur_left = next(r for r in rows if r["LabelValue"] == "53")
     assert femur_left["Type_CodeValue"] == "71341001" and femur_left["TypeModifier_CodeMeaning"] == "Left"
     assert tuple(int(femur_left[f"Color_{k}"]) for k in "RGB") == catalogue.by_id(53).color
+    assert femur_left["Name"] == "Left femur", "segments get the colour names: the display names, as in .seg.nrrd"
+
+
+def test_terminology_context_file_matches_catalogue():
+    """``SwinX2S.term.json`` is generated from the catalogue and holds every type code and laterality once."""
+    path = REPO_ROOT / "SwinX2S" / "Resources" / "SwinX2S.term.json"
+    assert path.read_text(encoding="utf-8") == catalogue.terminology_context_text(), (
+        "terminology context is stale: regenerate it with "
+        "python -c \"from SwinX2SLib import catalogue; catalogue.write_terminology_context('SwinX2S/Resources/"
+        "SwinX2S.term.json')\""
+    )
+    context = json.loads(path.read_text(encoding="utf-8"))
+    assert context["SegmentationCategoryTypeContextName"] == catalogue.TERMINOLOGY_CONTEXT
+    (category,) = context["SegmentationCodes"]["Category"]
+    entries = {(t["CodeValue"], m["CodeValue"] if m else None)
+               for t in category["Type"] for m in (t.get("Modifier") or [None])}
+    expected = {(c.terminology.type.value, c.terminology.type_modifier.value if c.terminology.type_modifier else None)
+                for c in catalogue.CLASSES}
+    assert entries == expected and len(expected) == 54
 
 
 def test_cli_catalogue_json_runs_as_a_real_subprocess():

@@ -332,8 +332,8 @@ def test_catalogue_matches_the_colour_table_the_module_loads() -> None:
     table = {int(r.split(",")[0]): dict(zip(header, r.split(","), strict=False)) for r in rows[1:] if r.strip()}
     assert set(classes) <= set(table)
     for label, entry in classes.items():
-        assert table[label]["Name"] == entry["name"]
-    assert table[53]["Name"] == "femur_left"  # the module's own self-test relies on it
+        assert table[label]["Name"] == entry["display_name"]
+    assert table[53]["Name"] == "Left femur"  # the module's own self-test relies on it
 
 
 def _write_bead_ct(path: Path) -> tuple[float, float, float]:
