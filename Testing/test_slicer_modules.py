@@ -173,7 +173,7 @@ def test_cmake_metadata_is_complete() -> None:
             prefix = "https://raw.githubusercontent.com/swinx2s/SlicerSwinX2S/main/"
             assert url.startswith(prefix), url
             assert (ROOT / url.removeprefix(prefix)).is_file(), f"{key} points to a file the repository lacks: {url}"
-    for line in ("project(SwinX2S)", "find_package(Slicer REQUIRED)", "include(${Slicer_USE_FILE})",
+    for line in ("project(SwinX2S)", "find_package(Slicer 5.10 REQUIRED)", "include(${Slicer_USE_FILE})",
                  "add_subdirectory(SwinX2S)", "add_subdirectory(SwinX2STrain)",
                  "include(${Slicer_EXTENSION_GENERATE_CONFIG})", "include(${Slicer_EXTENSION_CPACK})"):
         assert line in text, f"CMakeLists.txt lacks {line}"
@@ -182,6 +182,21 @@ def test_cmake_metadata_is_complete() -> None:
 SCHEMA_V102_PROPERTIES = {"$schema", "category", "scm_url", "scm_revision", "scm_type", "build_dependencies",
                           "dicom_support_rule", "build_subdirectory", "enabled", "tier"}
 """Properties of Slicer's ``slicer-extension-catalog-entry-schema-v1.0.2.json`` (additionalProperties: false)."""
+
+
+def test_the_minimum_slicer_version_is_stated_truly_everywhere() -> None:
+    """Slicer 5.10 (Python 3.12) is the first with colour tables carrying terminology (5.8.1 ships Python 3.9, on
+    which the modules do not even import): CMake requires it, the README and the user guide say so."""
+    cmake = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    required = re.search(r"find_package\(Slicer ([0-9.]+) REQUIRED\)", cmake)
+    assert required is not None and required.group(1) == "5.10"
+    for document in ("README.md", "docs/user_guide.md"):
+        text = (ROOT / document).read_text(encoding="utf-8")
+        assert "Slicer 5.10 or later (Python 3.12" in text, document
+        assert not re.search(r"Slicer 5\.[0-9] or later", text), document
+    for module, (path, _ui) in MODULES.items():
+        ast.parse(path.read_text(encoding="utf-8"), feature_version=(3, 12))
+        assert "Slicer 5.10 or later" in path.read_text(encoding="utf-8"), module
 
 
 def test_extensions_index_entry_matches_the_cmake_metadata() -> None:
@@ -554,6 +569,18 @@ def test_list_models_finds_builtin_imported_and_finetuned(tmp_path: Path) -> Non
     for entry in builtin:
         assert (Path(entry.model_argument) / "model.safetensors").is_file()
     assert slicer_support.list_models(None) == builtin
+
+
+def test_resume_continues_the_run_start_created_last(tmp_path: Path) -> None:
+    """A second Start of "knee" trains in ``runs/knee-2``; Resume must continue that run, not ``runs/knee``."""
+    assert slicer_support.latest_run_dir(tmp_path, "knee") is None
+    first = slicer_support.unique_model_dir(tmp_path, "knee", "finetuned")
+    first.mkdir(parents=True)
+    assert slicer_support.latest_run_dir(tmp_path, "knee") == first
+    second = slicer_support.unique_model_dir(tmp_path, "knee", "finetuned")
+    second.mkdir()
+    assert second.name == "knee-2" and slicer_support.latest_run_dir(tmp_path, "knee") == second
+    assert slicer_support.latest_run_dir(tmp_path, "knee 2") is None
 
 
 def test_unique_model_dir_never_reuses_a_folder(tmp_path: Path) -> None:

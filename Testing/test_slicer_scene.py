@@ -33,6 +33,7 @@ from SwinX2SModuleLib import (
     load_reconstruction,
     register_terminology,
     run_folders,
+    xray_file,
 )
 
 PHANTOM_SHAPE = ("80", "80", "100")
@@ -311,3 +312,104 @@ def test_closing_the_scene_during_a_run_cancels_it(outputs: dict, logics: SceneL
     finally:
         process.kill()
         process.wait()
+
+
+def test_a_png_xray_keeps_its_unknown_pixel_spacing(logics: SceneLogics, tmp_path: Path) -> None:
+    """An X-ray read from a PNG shows 1 mm pixels in Slicer; with the spacing left at "from the images" the module
+    passes the PNG itself, so the command line warns (as for the file given directly) instead of trusting 1 mm."""
+    from PIL import Image
+
+    from SwinX2SLib.errors import InputError
+    from SwinX2SLib.io import DEFAULT_XRAY_SPACING_MM, read_xray
+
+    png = tmp_path / "ap.png"
+    Image.fromarray((np.random.default_rng(0).random((60, 40)) * 65535).astype(np.uint16)).save(png)
+    # slicer-core has no PNG reader: read the pixels as Slicer's PNG reader does, then point the storage at the PNG
+    sitk.WriteImage(sitk.ReadImage(str(png)), str(tmp_path / "read.nrrd"))
+    node = logics.volumes.AddArchetypeVolume(str(tmp_path / "read.nrrd"), "ap", 0)
+    node.GetStorageNode().SetFileName(str(png))
+    assert node.GetSpacing() == (1.0, 1.0, 1.0)
+
+    path, source = xray_file(node, tmp_path, "ap")
+    assert (path, source) == (str(png), "unknown")
+    with pytest.warns(UserWarning, match="no pixel spacing"):
+        assert read_xray(path).spacing_mm == (DEFAULT_XRAY_SPACING_MM,) * 2
+    args = slicer_support.ReconstructParameters("out", coronal=path, sagittal=path).as_arg_list()
+    assert "--pixel-spacing" not in args
+
+    path, source = xray_file(node, tmp_path, "ap", entered_spacing_mm=0.25)
+    assert source == "entered" and read_xray(path, 0.25).spacing_mm == (0.25, 0.25)
+    node.SetSpacing(0.3, 0.3, 1.0)
+    with pytest.raises(InputError, match="enter the pixel spacing"):
+        xray_file(node, tmp_path, "ap")
+    node.GetStorageNode().SetFileName(str(tmp_path / "read.nrrd"))
+    path, source = xray_file(node, tmp_path, "ap")
+    assert source == "file" and read_xray(path).spacing_mm == pytest.approx((0.3, 0.3))
+    dicom = logics.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "dicom")
+    dicom.SetAttribute("DICOM.instanceUIDs", "1.2.3")
+    from SwinX2SModuleLib import spacing_source
+
+    assert spacing_source(dicom) == "dicom"
+
+
+_GUI_SESSION = """
+import json, sys
+from SwinX2SLib import slicer_support
+import SwinX2SModuleLib as lib
+payloads = json.loads(sys.argv[1])
+logics = lib.SceneLogics.standalone()
+lib.load_reconstruction(logics, payloads["reconstruct"], measurements=True)
+lib.load_drrs(logics, payloads["drr"], lib.new_run_folder(logics, "SwinX2S DRRs"))
+slicer_support.list_models(None)
+print(json.dumps(sorted(m for m in ("torch", "scipy", "skimage", "monai", "timm") if m in sys.modules)))
+"""
+
+
+def test_the_gui_process_never_imports_torch_scipy_or_skimage(outputs: dict) -> None:
+    """Loading results, tables, markups and DRRs and listing the models, as the modules do in Slicer's own
+    process, imports none of the heavy libraries (the measurement table used to pull in SciPy and scikit-image)."""
+    payloads = json.dumps({"reconstruct": outputs["reconstruct"], "drr": outputs["drr"]})
+    completed = subprocess.run([sys.executable, "-c", _GUI_SESSION, payloads], capture_output=True, text=True,
+                               env=slicer_support.subprocess_environment(), timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert json.loads(completed.stdout.strip().splitlines()[-1]) == []
+
+
+_RELOAD = """
+import json
+import SwinX2SModuleLib
+from SwinX2SLib import slicer_support
+before = (SwinX2SModuleLib.segmentation.import_labels, slicer_support.results.segment_table)
+names = SwinX2SModuleLib.reload_package(slicer_support) + SwinX2SModuleLib.reload_package(SwinX2SModuleLib)
+after = (SwinX2SModuleLib.segmentation.import_labels, slicer_support.results.segment_table)
+print(json.dumps({"names": names, "renewed": [a is not b for a, b in zip(before, after)],
+                  "exported": SwinX2SModuleLib.import_labels is after[0]}))
+"""
+
+
+def test_reload_reimports_the_submodules() -> None:
+    """Reload & Test picks up edits anywhere in the support packages, not only in their ``__init__``."""
+    completed = subprocess.run([sys.executable, "-c", _RELOAD], capture_output=True, text=True,
+                               env=slicer_support.subprocess_environment(), timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert {"SwinX2SLib.slicer_support.results", "SwinX2SModuleLib.segmentation"} <= set(report["names"])
+    assert report["names"].index("SwinX2SModuleLib.segmentation") < report["names"].index("SwinX2SModuleLib")
+    assert report["renewed"] == [True, True] and report["exported"]
+
+
+def test_the_training_chart_is_updated_not_duplicated(logics: SceneLogics) -> None:
+    """Every refresh of a running training updates the run's chart, tables and series in place."""
+    from SwinX2SModuleLib import training_chart
+
+    early = slicer_support.TrainingCurves(steps=(1, 2), step_losses=(0.9, 0.8))
+    later = slicer_support.TrainingCurves(steps=(1, 2, 3), step_losses=(0.9, 0.8, 0.7), val_steps=(3,),
+                                          val_dice=(0.4,))
+    chart = training_chart(logics.scene, "run", early)
+    counts = _class_counts(logics.scene)
+    assert training_chart(logics.scene, "run", later) is chart and _class_counts(logics.scene) == counts
+    assert chart.GetNumberOfPlotSeriesNodes() == 2 and chart.GetTitle() == "Training of run"
+    loss = logics.scene.GetFirstNode("run loss", "vtkMRMLTableNode")
+    np.testing.assert_allclose(slicer.util.arrayFromTableColumn(loss, "loss"), [0.9, 0.8, 0.7])
+    dice = logics.scene.GetFirstNode("run validation Dice", "vtkMRMLTableNode")
+    assert dice.GetNumberOfRows() == 1

@@ -7,9 +7,12 @@ The modules' widgets only wire the GUI; everything that creates or changes nodes
 - :mod:`.segmentation`: a label map → segments with names, colours and terminology;
 - :mod:`.tables`, :mod:`.markups`: result tables and landmarks / femoral axes;
 - :mod:`.drrs`: rendered radiographs placed on their detector planes;
+- :mod:`.plots`: the live training chart;
 - :mod:`.runs`: one subject-hierarchy folder per run;
 - :mod:`.reconstruction`: a whole ``reconstruct`` result into a new run folder;
-- :mod:`.sceneclose`: noticing that the scene was closed while a command ran.
+- :mod:`.xrays`: input volumes → files for the command line, with the source of each X-ray's pixel spacing;
+- :mod:`.sceneclose`: noticing that the scene was closed while a command ran;
+- :mod:`.reloading`: Reload & Test re-imports the packages with their submodules.
 
 It imports ``slicer`` and ``vtk`` only, never ``qt``, ``ctk``, ``torch``, ``scipy`` or ``skimage``.
 """
@@ -18,11 +21,14 @@ from .colors import COLOR_TABLE_NAME, load_color_table, register_terminology
 from .drrs import load_drrs, load_placed_image
 from .logics import SceneLogics, remove_node
 from .markups import add_markups
+from .plots import training_chart
 from .reconstruction import LoadedReconstruction, load_reconstruction
+from .reloading import reload_package
 from .runs import RunFolder, new_run_folder, run_folders
 from .sceneclose import SceneCloseWatcher
 from .segmentation import import_labels, load_label_volume
 from .tables import add_table
+from .xrays import SpacingSource, spacing_source, write_volume, xray_file
 
 __all__ = [
     "COLOR_TABLE_NAME",
@@ -30,6 +36,7 @@ __all__ = [
     "RunFolder",
     "SceneCloseWatcher",
     "SceneLogics",
+    "SpacingSource",
     "add_markups",
     "add_table",
     "import_labels",
@@ -40,6 +47,11 @@ __all__ = [
     "load_reconstruction",
     "new_run_folder",
     "register_terminology",
+    "reload_package",
     "remove_node",
     "run_folders",
+    "spacing_source",
+    "training_chart",
+    "write_volume",
+    "xray_file",
 ]
