@@ -273,6 +273,39 @@ def test_reconstruct_arguments_follow_the_mode() -> None:
             bad.as_arg_list()
 
 
+def test_option_lists_are_shared_by_the_command_line_and_the_modules() -> None:
+    """Each option list is written once (``SwinX2SLib.options``): argparse offers exactly the lists the modules
+    build their commands and parameter nodes from."""
+    from SwinX2SLib import options
+    from SwinX2SLib.cli import build_parser
+
+    commands = {a.dest: a for a in build_parser()._actions if a.dest == "command"}["command"].choices
+    choices = {(name, a.dest): a.choices for name, p in commands.items() for a in p._actions if a.choices}
+    assert choices[("reconstruct", "device")] is options.DEVICES is slicer_support.DEVICES
+    assert choices[("reconstruct", "meshes")] is options.MESH_FORMATS is slicer_support.MESH_FORMATS
+    assert choices[("drr", "geometry")] is options.DRR_GEOMETRIES is slicer_support.DRR_GEOMETRIES
+    assert choices[("train", "progress")] is options.PROGRESS_MODES
+    imports = {a.dest: a for a in commands["model"]._actions}["model_command"].choices["import"]
+    assert {a.dest: a.choices for a in imports._actions}["task"] is options.SUBSET_TASK_NAMES
+    assert slicer_support.MODEL_VARIANTS is options.MODEL_VARIANTS
+    assert slicer_support.TRAIN_PRESETS is options.TRAIN_PRESETS
+
+
+def test_the_label_rule_is_the_command_lines(tmp_path: Path) -> None:
+    """A reference label goes with a CT or a published input pair, never with plain radiographs: the module's
+    check and the command line agree (the module used to refuse the published pair)."""
+    published = slicer_support.ReconstructParameters("out", coronal="s_input_cor.nii.gz",
+                                                     sagittal="s_input_sag.nii.gz", label="s_label.nii.gz")
+    assert published.is_valid()[0] and published.as_arg_list()[5:7] == ["--label", "s_label.nii.gz"]
+    plain = slicer_support.ReconstructParameters("out", coronal="ap.png", sagittal="lat.png", label="l.nii.gz")
+    assert "published input pair" in plain.is_valid()[1]
+    for name in ("ap.png", "lat.png", "l.nii.gz"):
+        (tmp_path / name).write_bytes(b"")
+    completed = _swinx2s(["reconstruct", "--coronal", str(tmp_path / "ap.png"), "--sagittal", str(tmp_path / "lat.png"),
+                          "--label", str(tmp_path / "l.nii.gz"), "-o", str(tmp_path / "o")])
+    assert completed.returncode != 0 and "published input pair" in completed.stderr
+
+
 def test_reconstruct_options_exist_in_the_command_line() -> None:
     """Every option the module passes is accepted by ``swinx2s reconstruct`` (checked on its --help)."""
     if "reconstruct" not in _available_commands():

@@ -7,6 +7,7 @@ import contextlib
 import warnings
 from collections.abc import Iterator
 
+from ..options import DEVICES, PROGRESS_MODES
 from ..precision import PRECISIONS
 from ..progress import ProgressReporter
 
@@ -21,7 +22,7 @@ __all__ = [
 
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--device auto|cpu|cuda`` and ``--precision`` (where and in which arithmetic the network runs)."""
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="where the network runs (auto: CUDA when available)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="network arithmetic: float32 (exact), or autocast to bfloat16 / float16 (faster on a "
@@ -32,7 +33,7 @@ def add_progress_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--progress bar|json|none`` (JSON lines are what the Slicer module reads)."""
     parser.add_argument(
         "--progress",
-        choices=("bar", "json", "none"),
+        choices=PROGRESS_MODES,
         default="bar",
         help="progress display: a bar on the terminal (default), JSON lines on stdout, or nothing",
     )

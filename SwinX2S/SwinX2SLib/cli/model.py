@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..options import MODEL_VARIANTS, SUBSET_TASK_NAMES
 from .common import add_overwrite_argument
 
 
@@ -31,12 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("-o", "--output", required=True, help="model directory to create")
     imp.add_argument(
         "--variant",
-        help="expected variant (tiny, small, base, large, ...); the import fails if the checkpoint differs. "
+        help=f"expected variant ({', '.join(MODEL_VARIANTS)}, ...); the import fails if the checkpoint differs. "
         "Default: accept whatever architecture the checkpoint holds",
     )
     imp.add_argument(
         "--task",
-        choices=("femur", "pelvic", "spine", "rib"),
+        choices=SUBSET_TASK_NAMES,
         help="subset task the checkpoint was trained on (default: all 54 bones)",
     )
     imp.add_argument("--license", default="unknown", help="licence of the weights, stored in model.json")

@@ -14,14 +14,12 @@ with ``--label`` also ``metrics.json`` / ``metrics.csv``; with ``--meshes`` a ``
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from typing import Any
 
+from ..options import MESH_FORMATS, PUBLISHED_INPUT
 from ..progress import ProgressReporter
 from .common import add_device_arguments, add_overwrite_argument, add_progress_argument, reporter_from_args
-
-_PUBLISHED = re.compile(r"_input_(cor|sag)\.nii(\.gz)?$")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_device_arguments(p)
     p.add_argument("--pixel-spacing", type=float, metavar="MM",
                    help="pixel spacing of both radiographs in mm (overrides the files)")
-    p.add_argument("--meshes", choices=("stl", "obj", "vtp"), help="also write one surface mesh per bone (RAS)")
+    p.add_argument("--meshes", choices=MESH_FORMATS, help="also write one surface mesh per bone (RAS)")
     p.add_argument("--largest-component", action="store_true",
                    help="keep only the largest connected piece of each bone")
     p.add_argument("--measure", action="store_true",
@@ -113,7 +111,7 @@ def _input_kind(args: argparse.Namespace) -> str:
     if args.coronal is None or args.sagittal is None:
         raise InputError(args.coronal or args.sagittal or "input", "both --coronal (AP) and --sagittal (lateral) "
                                                                    "images are needed (or --ct)")
-    cor, sag = _PUBLISHED.search(args.coronal), _PUBLISHED.search(args.sagittal)
+    cor, sag = PUBLISHED_INPUT.search(args.coronal), PUBLISHED_INPUT.search(args.sagittal)
     if cor and sag:
         if (cor.group(1), sag.group(1)) != ("cor", "sag"):
             raise InputError(args.coronal, "published inputs given in the wrong order: --coronal takes "

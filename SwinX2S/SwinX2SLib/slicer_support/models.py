@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .commands import library_parent
+from SwinX2SLib.options import MODEL_VARIANTS
 
-MODEL_VARIANTS: tuple[str, ...] = ("tiny", "small", "base", "large")
-"""Network variants of the published checkpoints (``swinx2s model import --variant``)."""
+from .commands import library_parent
 
 MODELS_DIR_ENV = "SWINX2S_MODELS_DIR"
 """Environment variable that overrides the models folder of the Slicer modules."""
