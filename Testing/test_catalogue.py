@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,13 +78,18 @@ def test_subset_errors_and_other_classes_dropped():
         catalogue.subset_to_full(np.array([0]), "knee")
 
 
-def test_color_table_file_matches_catalogue():
-    path = REPO_ROOT / "SwinX2S" / "Resources" / "SwinX2S_ColorTable.csv"
-    assert path.read_text(encoding="utf-8") == catalogue.color_table_text(), (
-        "colour table is stale: regenerate it with "
-        "python -c \"from SwinX2SLib import catalogue; catalogue.write_color_table('SwinX2S/Resources/"
-        "SwinX2S_ColorTable.csv')\""
+def _generated_resource(file_name: str, text: str, writer: str) -> Path:
+    """The module resource ``file_name``, checked to hold ``text`` (what ``catalogue.<writer>`` writes)."""
+    path = REPO_ROOT / "SwinX2S" / "Resources" / file_name
+    assert path.read_text(encoding="utf-8") == text, (
+        f"{file_name} is stale: regenerate it with python -c \"from SwinX2SLib import catalogue; "
+        f"catalogue.{writer}('SwinX2S/Resources/{file_name}')\""
     )
+    return path
+
+
+def test_color_table_file_matches_catalogue():
+    path = _generated_resource("SwinX2S_ColorTable.csv", catalogue.color_table_text(), "write_color_table")
     with path.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 54
@@ -95,12 +101,7 @@ def test_color_table_file_matches_catalogue():
 
 def test_terminology_context_file_matches_catalogue():
     """``SwinX2S.term.json`` is generated from the catalogue and holds every type code and laterality once."""
-    path = REPO_ROOT / "SwinX2S" / "Resources" / "SwinX2S.term.json"
-    assert path.read_text(encoding="utf-8") == catalogue.terminology_context_text(), (
-        "terminology context is stale: regenerate it with "
-        "python -c \"from SwinX2SLib import catalogue; catalogue.write_terminology_context('SwinX2S/Resources/"
-        "SwinX2S.term.json')\""
-    )
+    path = _generated_resource("SwinX2S.term.json", catalogue.terminology_context_text(), "write_terminology_context")
     context = json.loads(path.read_text(encoding="utf-8"))
     assert context["SegmentationCategoryTypeContextName"] == catalogue.TERMINOLOGY_CONTEXT
     (category,) = context["SegmentationCodes"]["Category"]
