@@ -566,36 +566,19 @@ class SwinX2SLogic(ScriptedLoadableModuleLogic):
         return True, ""
 
     def reconstructArguments(self, parameters: SwinX2SParameterNode, workDir: str) -> list:
-        """Write the input nodes into ``workDir`` and return the ``swinx2s reconstruct`` arguments.
-
-        An X-ray read from a PNG/JPEG file without an entered spacing is passed on as that file, so that the
-        command line warns about the unknown pixel spacing as it does for the file itself.
-        """
+        """Write the input nodes into ``workDir`` and return the ``swinx2s reconstruct`` arguments."""
         fromCt = parameters.inputMode == INPUT_MODES[1]
-        spacing = parameters.pixelSpacingMm
-        options = slicer_support.ReconstructParameters(
-            output_dir=os.path.join(workDir, "output"),
-            coronal="" if fromCt else SwinX2SModuleLib.xray_file(parameters.apVolume, workDir, "ap", spacing)[0],
-            sagittal="" if fromCt else SwinX2SModuleLib.xray_file(parameters.lateralVolume, workDir, "lateral",
-                                                                  spacing)[0],
-            ct=SwinX2SModuleLib.write_volume(parameters.ctVolume, os.path.join(workDir, "ct.nrrd")) if fromCt else "",
-            model=parameters.model,
-            device=parameters.device,
-            pixel_spacing_mm=spacing,
-            measure=parameters.computeMeasurements,
-        )
-        return options.as_arg_list()
+        inputs = {"ct": parameters.ctVolume} if fromCt else {"ap": parameters.apVolume,
+                                                             "lateral": parameters.lateralVolume}
+        return SwinX2SModuleLib.reconstruct_request(
+            workDir, pixel_spacing_mm=parameters.pixelSpacingMm, model=parameters.model, device=parameters.device,
+            measure=parameters.computeMeasurements, **inputs).as_arg_list()
 
     def drrArguments(self, parameters: SwinX2SParameterNode, workDir: str) -> list:
         """Write the CT into ``workDir`` and return the ``swinx2s drr`` arguments."""
-        options = slicer_support.DrrParameters(
-            ct=SwinX2SModuleLib.write_volume(parameters.ctVolume, os.path.join(workDir, "ct.nrrd")),
-            output_dir=os.path.join(workDir, "drr"),
-            geometry=parameters.drrGeometry,
-            source_to_detector_mm=parameters.sourceToDetectorMm,
-            source_to_isocenter_mm=parameters.sourceToIsocenterMm,
-        )
-        return options.as_arg_list()
+        return SwinX2SModuleLib.drr_request(workDir, parameters.ctVolume, parameters.drrGeometry,
+                                            parameters.sourceToDetectorMm,
+                                            parameters.sourceToIsocenterMm).as_arg_list()
 
     def run(self, args) -> dict:
         """Run a ``swinx2s`` command and wait for it (for scripts and tests; the widget uses ``SwinX2SProcess``).

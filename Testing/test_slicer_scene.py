@@ -27,10 +27,13 @@ from SwinX2SModuleLib import (
     SceneCloseWatcher,
     SceneLogics,
     add_markups,
+    drr_request,
     import_labels,
     load_color_table,
     load_drrs,
     load_reconstruction,
+    new_run_folder,
+    reconstruct_request,
     register_terminology,
     run_folders,
     xray_file,
@@ -39,15 +42,20 @@ from SwinX2SModuleLib import (
 PHANTOM_SHAPE = ("80", "80", "100")
 
 
-def _swinx2s(args: list[str], timeout: float = 300) -> dict:
-    """Run ``swinx2s <args> --progress json`` the way the module does; return the result payload."""
+def _events(args: list[str], timeout: float = 300) -> list[slicer_support.Event]:
+    """Run ``swinx2s <args> --progress json`` the way the module does; return its events (the last: the result)."""
     completed = subprocess.run(slicer_support.command_line(sys.executable, [*args, "--progress", "json"]),
                                env=slicer_support.subprocess_environment(), capture_output=True, timeout=timeout)
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
     parser = slicer_support.EventParser()
     events = parser.feed(completed.stdout) + parser.finish()
     assert isinstance(events[-1], slicer_support.ResultEvent), events[-3:]
-    return events[-1].payload
+    return events
+
+
+def _swinx2s(args: list[str], timeout: float = 300) -> dict:
+    """The result payload of ``swinx2s <args> --progress json``."""
+    return _events(args, timeout)[-1].payload
 
 
 def _marked_ct(path: str, out: Path) -> Path:
@@ -79,6 +87,7 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict:
                            ModelCard(description="tiny", preprocessing={"drr_preset": "published"}))
     marked = _marked_ct(phantom["ct.nii.gz"], folder / "marked_ct.nii.gz")
     return {
+        "model": str(model),
         "phantom": phantom,
         "marked_ct": str(marked),
         "measure": _swinx2s(["measure", phantom["labels.nii.gz"], "-o", str(folder / "measure")]),
@@ -231,8 +240,6 @@ def test_femoral_head_centres_lie_inside_their_femurs(outputs: dict, logics: Sce
     reference = logics.volumes.AddArchetypeVolume(phantom["labels.nii.gz"], "reference", 1)
     node = logics.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "truth")
     import_labels(logics, phantom["labels.nii.gz"], node)
-    from SwinX2SModuleLib import new_run_folder
-
     measurements, landmarks = slicer_support.read_measure_result(outputs["measure"])
     nodes = add_markups(new_run_folder(logics), slicer_support.landmark_markups(landmarks, measurements))
     points = nodes[0]
@@ -276,8 +283,6 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
 def test_drrs_are_placed_where_the_ct_projects(outputs: dict, logics: SceneLogics) -> None:
     """The AP and lateral DRR volumes sit so that each pixel shows the CT's line integral through it along the
     beam (high correlation); a left-right (AP) or front-back (lateral) mirrored placement scores lower."""
-    from SwinX2SModuleLib import new_run_folder
-
     ct = logics.volumes.AddArchetypeVolume(outputs["marked_ct"], "ct", 0)
     folder = new_run_folder(logics, "SwinX2S DRRs")
     ap, lateral = load_drrs(logics, outputs["drr"], folder)
@@ -413,3 +418,23 @@ def test_the_training_chart_is_updated_not_duplicated(logics: SceneLogics) -> No
     np.testing.assert_allclose(slicer.util.arrayFromTableColumn(loss, "loss"), [0.9, 0.8, 0.7])
     dice = logics.scene.GetFirstNode("run validation Dice", "vtkMRMLTableNode")
     assert dice.GetNumberOfRows() == 1
+
+
+def test_the_module_flow_from_a_ct_to_a_reconstruction(outputs: dict, logics: SceneLogics, tmp_path: Path) -> None:
+    """Generate DRRs, then Reconstruct from them, as the module does it on the scene: the CT node is written and
+    rendered, the DRR volumes are placed, written again as the X-ray inputs (their spacing known, no warning) and
+    reconstructed; the result comes back into a run folder."""
+    ct = logics.volumes.AddArchetypeVolume(outputs["phantom"]["ct.nii.gz"], "ct", 0)
+    drr = _swinx2s(drr_request(tmp_path / "drr", ct).as_arg_list(progress=False))
+    ap, lateral = load_drrs(logics, drr, new_run_folder(logics, "SwinX2S DRRs"))
+    request = reconstruct_request(tmp_path / "rec", ap=ap, lateral=lateral, model=outputs["model"], device="cpu")
+    assert Path(request.coronal).suffix == ".nrrd" and "--pixel-spacing" not in request.as_arg_list()
+    assert sitk.ReadImage(request.coronal).GetSpacing()[:2] == pytest.approx(ap.GetSpacing()[:2])
+    events = _events(request.as_arg_list(progress=False))
+    assert not [e for e in events if isinstance(e, slicer_support.WarningEvent) and "spacing" in e.message]
+    run = load_reconstruction(logics, events[-1].payload)
+    summary = json.loads(Path(slicer_support.result_files(events[-1].payload)["summary.json"]).read_text())
+    assert [s.GetName() for s in _segments(run.segmentation)] == [
+        catalogue.by_id(int(s["id"])).display_name for s in summary["segments"]]
+    assert [f.name for f in run_folders(logics)] == ["SwinX2S 1"]
+    assert [f.name for f in run_folders(logics, "SwinX2S DRRs")] == ["SwinX2S DRRs 1"]

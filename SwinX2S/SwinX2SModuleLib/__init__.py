@@ -11,6 +11,7 @@ The modules' widgets only wire the GUI; everything that creates or changes nodes
 - :mod:`.runs`: one subject-hierarchy folder per run;
 - :mod:`.reconstruction`: a whole ``reconstruct`` result into a new run folder;
 - :mod:`.xrays`: input volumes → files for the command line, with the source of each X-ray's pixel spacing;
+- :mod:`.requests`: the input nodes → the ``reconstruct`` and ``drr`` requests;
 - :mod:`.sceneclose`: noticing that the scene was closed while a command ran;
 - :mod:`.reloading`: Reload & Test re-imports the packages with their submodules.
 
@@ -24,6 +25,7 @@ from .markups import add_markups
 from .plots import training_chart
 from .reconstruction import LoadedReconstruction, load_reconstruction
 from .reloading import reload_package
+from .requests import drr_request, reconstruct_request
 from .runs import RunFolder, new_run_folder, run_folders
 from .sceneclose import SceneCloseWatcher
 from .segmentation import import_labels, load_label_volume
@@ -39,6 +41,7 @@ __all__ = [
     "SpacingSource",
     "add_markups",
     "add_table",
+    "drr_request",
     "import_labels",
     "load_color_table",
     "load_drrs",
@@ -46,6 +49,7 @@ __all__ = [
     "load_placed_image",
     "load_reconstruction",
     "new_run_folder",
+    "reconstruct_request",
     "register_terminology",
     "reload_package",
     "remove_node",
