@@ -77,9 +77,12 @@ def _marked_ct(path: str, out: Path) -> Path:
 def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Real command outputs: a phantom (CT, labels, truth), its measurements, its DRRs and a CT-mode
     reconstruction with measurements by a tiny random-weight model."""
+    import torch
+
     from SwinX2SLib.checkpoints import ModelCard, save_model_dir
     from SwinX2SLib.network import create_model
 
+    torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("scene")
     phantom = slicer_support.result_files(_swinx2s(["phantom", "-o", str(folder / "phantom"), "--seed", "7",
                                                     "--shape", *PHANTOM_SHAPE]))
@@ -208,7 +211,10 @@ def test_two_runs_stay_apart_in_their_own_folders(outputs: dict, logics: SceneLo
     assert "vtkMRMLVolumeArchetypeStorageNode" not in _class_counts(logics.scene)
     assert added["vtkMRMLSegmentationNode"] == 1 and added["vtkMRMLMarkupsFiducialNode"] == 1
     summary = json.loads(Path(slicer_support.result_files(outputs["reconstruct"])["summary.json"]).read_text())
-    assert first_rows == len(summary["segments"]) == len(_segments(first.segmentation))
+    assert first_rows == len(summary["segments"])
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(slicer_support.result_files(summary)["segmentation_ct.nii.gz"]))
+    assert [s.GetName() for s in _segments(first.segmentation)] == [
+        catalogue.by_id(int(v)).display_name for v in np.unique(labels) if v]
 
 
 def test_a_chosen_segmentation_is_replaced_and_joins_the_run(outputs: dict, logics: SceneLogics) -> None:

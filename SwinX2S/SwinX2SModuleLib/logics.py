@@ -7,15 +7,14 @@ from dataclasses import dataclass
 import slicer
 
 MODULE_LOGICS = {
-    "Colors": "vtkSlicerColorLogic",
-    "Terminologies": "vtkSlicerTerminologiesModuleLogic",
-    "Volumes": "vtkSlicerVolumesLogic",
-    "Segmentations": "vtkSlicerSegmentationsModuleLogic",
-    "Markups": "vtkSlicerMarkupsLogic",
-    "Tables": "vtkSlicerTablesLogic",
-    "SubjectHierarchy": "vtkSlicerSubjectHierarchyModuleLogic",
+    "colors": ("Colors", "vtkSlicerColorLogic"),
+    "terminologies": ("Terminologies", "vtkSlicerTerminologiesModuleLogic"),
+    "volumes": ("Volumes", "vtkSlicerVolumesLogic"),
+    "segmentations": ("Segmentations", "vtkSlicerSegmentationsModuleLogic"),
+    "markups": ("Markups", "vtkSlicerMarkupsLogic"),  # standalone: registers the markups node classes
+    "subject_hierarchy": ("SubjectHierarchy", "vtkSlicerSubjectHierarchyModuleLogic"),
 }
-"""Module name (as in ``slicer.modules``) -> logic class, for every logic the scene package calls."""
+"""Field of :class:`SceneLogics` -> (module name, logic class) of every logic the scene package calls."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,7 @@ class SceneLogics:
 
     Attributes:
         scene: the ``vtkMRMLScene``.
-        colors, terminologies, volumes, segmentations, markups, tables, subject_hierarchy: the module logics.
+        colors, terminologies, volumes, segmentations, markups, subject_hierarchy: the module logics.
         application: the application logic that holds them.
     """
 
@@ -38,15 +37,15 @@ class SceneLogics:
     volumes: slicer.vtkSlicerVolumesLogic
     segmentations: slicer.vtkSlicerSegmentationsModuleLogic
     markups: slicer.vtkSlicerMarkupsLogic
-    tables: slicer.vtkSlicerTablesLogic
     subject_hierarchy: slicer.vtkSlicerSubjectHierarchyModuleLogic
     application: slicer.vtkMRMLApplicationLogic
 
     @classmethod
     def from_application(cls) -> SceneLogics:
         """The running Slicer application's scene and logics."""
-        logics = {name: getattr(slicer.modules, name.lower()).logic() for name in MODULE_LOGICS}
-        return cls(slicer.mrmlScene, *(logics[name] for name in MODULE_LOGICS), slicer.app.applicationLogic())
+        logics = {field: getattr(slicer.modules, module.lower()).logic()
+                  for field, (module, _class_name) in MODULE_LOGICS.items()}
+        return cls(scene=slicer.mrmlScene, application=slicer.app.applicationLogic(), **logics)
 
     @classmethod
     def standalone(cls, scene: slicer.vtkMRMLScene | None = None) -> SceneLogics:
@@ -54,14 +53,14 @@ class SceneLogics:
         scene = scene if scene is not None else slicer.vtkMRMLScene()
         application = slicer.vtkSlicerApplicationLogic()
         application.SetMRMLScene(scene)
-        logics = []
-        for name, class_name in MODULE_LOGICS.items():
+        logics = {}
+        for field, (module, class_name) in MODULE_LOGICS.items():
             logic = getattr(slicer, class_name)()
             logic.SetMRMLApplicationLogic(application)
             logic.SetMRMLScene(scene)
-            application.SetModuleLogic(name, logic)
-            logics.append(logic)
-        return cls(scene, *logics, application)
+            application.SetModuleLogic(module, logic)
+            logics[field] = logic
+        return cls(scene=scene, application=application, **logics)
 
 
 def remove_node(scene: slicer.vtkMRMLScene, node: slicer.vtkMRMLNode) -> None:
