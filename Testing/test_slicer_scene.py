@@ -212,7 +212,9 @@ def test_two_runs_stay_apart_in_their_own_folders(outputs: dict, logics: SceneLo
     assert added["vtkMRMLSegmentationNode"] == 1 and added["vtkMRMLMarkupsFiducialNode"] == 1
     summary = json.loads(Path(slicer_support.result_files(outputs["reconstruct"])["summary.json"]).read_text())
     assert first_rows == len(summary["segments"])
-    labels = sitk.GetArrayFromImage(sitk.ReadImage(slicer_support.result_files(summary)["segmentation_ct.nii.gz"]))
+    labels_path = slicer_support.read_reconstruction_result(outputs["reconstruct"]).labels_path
+    assert Path(labels_path).name == "segmentation_ct.nii.gz"
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(labels_path))
     assert [s.GetName() for s in _segments(first.segmentation)] == [
         catalogue.by_id(int(v)).display_name for v in np.unique(labels) if v]
 
