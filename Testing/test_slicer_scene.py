@@ -42,7 +42,7 @@ from SwinX2SModuleLib import (
 PHANTOM_SHAPE = ("80", "80", "100")
 
 
-def _events(args: list[str], timeout: float = 300) -> list[slicer_support.Event]:
+def _events(args: list[str], timeout: float = 900) -> list[slicer_support.Event]:
     """Run ``swinx2s <args> --progress json`` the way the module does; return its events (the last: the result)."""
     completed = subprocess.run(slicer_support.command_line(sys.executable, [*args, "--progress", "json"]),
                                env=slicer_support.subprocess_environment(), capture_output=True, timeout=timeout)
@@ -53,7 +53,7 @@ def _events(args: list[str], timeout: float = 300) -> list[slicer_support.Event]
     return events
 
 
-def _swinx2s(args: list[str], timeout: float = 300) -> dict:
+def _swinx2s(args: list[str], timeout: float = 900) -> dict:
     """The result payload of ``swinx2s <args> --progress json``."""
     return _events(args, timeout)[-1].payload
 
