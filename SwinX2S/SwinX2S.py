@@ -3,10 +3,11 @@
 The module is a thin shell: every computation runs in ``SwinX2SLib`` through the ``swinx2s`` command line, started
 as ``PythonSlicer -m SwinX2SLib.cli ... --progress json`` in a ``qt.QProcess`` so that the GUI never freezes. The
 plain-Python part of the glue (command lines, progress events, result tables, markups) is
-:mod:`SwinX2SLib.slicer_support`, tested without Slicer.
+:mod:`SwinX2SLib.slicer_support`, tested without Slicer; everything done to the scene is :mod:`SwinX2SModuleLib`
+(no Qt), tested on Slicer's core (``slicer-core``). Needs Slicer 5.10 or later (Python 3.12).
 """
 
-import importlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -31,9 +32,10 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+import SwinX2SModuleLib
 from SwinX2SLib import slicer_support
+from SwinX2SModuleLib import SceneCloseWatcher, SceneLogics
 
-COLOR_TABLE_NAME = "SwinX2S_ColorTable"
 INPUT_MODES = ("Two X-rays", "From CT")
 CANCEL_GRACE_MS = 5000
 
@@ -75,13 +77,17 @@ Implements Liu K, Ying Z, Jin J, Li D, Huang P, Wu W, Chen Z, Qi J, Lu Y, Deng L
 
 
 def loadColorTable():
-    """The SwinX2S colour table node (names, colours and terminology of the 54 structures), loaded once."""
-    node = slicer.mrmlScene.GetFirstNodeByName(COLOR_TABLE_NAME)
-    if node is None:
-        path = os.path.join(os.path.dirname(__file__), "Resources", f"{COLOR_TABLE_NAME}.csv")
-        node = slicer.util.loadColorTable(path)
-        node.SetName(COLOR_TABLE_NAME)
-    return node
+    """The SwinX2S colour table node (names, colours and terminology of the 54 structures), loaded once, and the
+    SwinX2S terminology context registered with the Terminologies module."""
+    logics = SceneLogics.from_application()
+    SwinX2SModuleLib.register_terminology(logics)
+    return SwinX2SModuleLib.load_color_table(logics)
+
+
+def reloadSupportPackages() -> None:
+    """Re-import :mod:`SwinX2SLib.slicer_support` and :mod:`SwinX2SModuleLib` with all their submodules (Reload)."""
+    SwinX2SModuleLib.reload_package(slicer_support)
+    SwinX2SModuleLib.reload_package(SwinX2SModuleLib)
 
 
 _dependenciesChecked = False
@@ -107,32 +113,38 @@ def ensureDependencies() -> bool:
                                    "and restart Slicer."))
         return False
     torchLogic = PyTorchUtils.PyTorchUtilsLogic()
-    if not torchLogic.torchInstalled():
+    if importlib.util.find_spec("torch") is None:  # torch itself is only ever imported by the subprocesses
         if not slicer.util.confirmOkCancelDisplay(_("SwinX2S needs PyTorch, which is not installed. Download and "
                                                     "install it now (1-3 GB; this can take several minutes)?")):
             return False
+        torchDone = False
         with slicer.util.tryWithErrorDisplay(_("PyTorch could not be installed."), waitCursor=True):
-            if torchLogic.installTorch(askConfirmation=False) is None:
-                return False
+            torchDone = torchLogic.installTorch(askConfirmation=False) is not None
+        if not torchDone:
+            return False
     requirements = os.path.join(os.path.dirname(__file__), "Resources", "requirements.txt")
     try:
         import slicer.packaging as packaging
     except ImportError:
         packaging = None
-    if packaging is not None:
-        try:
-            packaging.pip_ensure(packaging.load_requirements(requirements), requester="SwinX2S")
-        except RuntimeError:  # the user declined
-            return False
-    else:
-        missing = slicer_support.missing_requirements(requirements)
-        if missing:
-            if not slicer.util.confirmOkCancelDisplay(
+    installed = False
+    with slicer.util.tryWithErrorDisplay(_("The Python packages could not be installed."), waitCursor=True):
+        if packaging is not None:
+            try:
+                packaging.pip_ensure(packaging.load_requirements(requirements), requester="SwinX2S")
+            except RuntimeError:  # the user declined (a failed pip run raises CalledProcessError: shown here)
+                return False
+        else:
+            missing = slicer_support.missing_requirements(requirements)
+            if missing and not slicer.util.confirmOkCancelDisplay(
                     _("SwinX2S needs these Python packages: {packages}. Install them now?").format(
                         packages=", ".join(missing))):
                 return False
-            with slicer.util.tryWithErrorDisplay(_("The Python packages could not be installed."), waitCursor=True):
+            if missing:
                 slicer.util.pip_install(missing)
+        installed = True
+    if not installed:
+        return False
     _dependenciesChecked = True
     return True
 
@@ -294,13 +306,17 @@ class SwinX2SWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.probeDevices()
 
     def cleanup(self) -> None:
+        """The module is going away: end its processes, remove its work folder and observers."""
         if self._process is not None:
             self._process.cancel()
+        if self._probeProcess is not None:
+            self._probeProcess.kill()
+        self._removeWorkDir()
         self.removeObservers()
 
     def onReload(self) -> None:
-        """Re-import the plain-Python support module too (Reload only re-runs this file)."""
-        importlib.reload(slicer_support)
+        """Re-import the support packages with all their submodules too (Reload only re-runs this file)."""
+        reloadSupportPackages()
         super().onReload()
 
     def enter(self) -> None:
@@ -335,6 +351,8 @@ class SwinX2SWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _onParameterNodeModified(self, caller=None, event=None) -> None:
         parameters = self._parameterNode
+        if parameters is None:  # the scene is closing (or the module was never opened)
+            return
         fromCt = parameters.inputMode == INPUT_MODES[1]
         self.ui.xrayGroupBox.setVisible(not fromCt)
         self.ui.ctGroupBox.setVisible(fromCt)
@@ -394,10 +412,16 @@ class SwinX2SWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # Running commands
 
     def _startCommand(self, args, onSuccess: Callable, busyMessage: str) -> None:
+        """Run a command; on success call ``onSuccess(result)``, unless the scene was closed meanwhile (the command
+        is then cancelled: its results belong to the closed scene)."""
+        sceneWatcher = SceneCloseWatcher(slicer.mrmlScene, on_close=lambda: self.onCancelButton())
 
         def onFinished(ok, result, message):
+            sceneWatcher.stop()
             self._process = None
             self.ui.progressBar.hide()
+            if sceneWatcher.closed:
+                ok, message = False, _("Cancelled: the scene was closed.")
             try:
                 if ok:
                     with slicer.util.tryWithErrorDisplay(_("Failed to load the results."), waitCursor=True):
@@ -405,7 +429,7 @@ class SwinX2SWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                         self.ui.statusLabel.text = _("Done.")
                 else:
                     self.ui.statusLabel.text = message
-                    if message != _("Cancelled."):
+                    if not sceneWatcher.closed and message != _("Cancelled."):
                         slicer.util.errorDisplay(_("SwinX2S failed:") + "\n" + message)
             finally:
                 if self._process is None:  # onSuccess may have started the next command on the same files
@@ -511,7 +535,7 @@ class SwinX2SLogic(ScriptedLoadableModuleLogic):
         parameters.apVolume, parameters.lateralVolume = apNode, lateralNode
         workDir = tempfile.mkdtemp()
         result = logic.run(logic.reconstructArguments(parameters, workDir))   # blocking
-        segmentationNode = logic.loadReconstruction(result, parameters)
+        loaded = logic.loadReconstruction(result, parameters)   # loaded.segmentation, loaded.segment_table, ...
     """
 
     def getParameterNode(self) -> SwinX2SParameterNode:
@@ -541,38 +565,20 @@ class SwinX2SLogic(ScriptedLoadableModuleLogic):
             return False, _("The AP and the lateral X-ray must be different volumes.")
         return True, ""
 
-    @staticmethod
-    def _export(node, folder: str, name: str) -> str:
-        path = os.path.join(folder, name)
-        if not slicer.util.exportNode(node, path, {"useCompression": 0}):
-            raise RuntimeError(f"could not write '{node.GetName()}' to {path}")
-        return path
-
     def reconstructArguments(self, parameters: SwinX2SParameterNode, workDir: str) -> list:
         """Write the input nodes into ``workDir`` and return the ``swinx2s reconstruct`` arguments."""
         fromCt = parameters.inputMode == INPUT_MODES[1]
-        options = slicer_support.ReconstructParameters(
-            output_dir=os.path.join(workDir, "output"),
-            coronal="" if fromCt else self._export(parameters.apVolume, workDir, "ap.nrrd"),
-            sagittal="" if fromCt else self._export(parameters.lateralVolume, workDir, "lateral.nrrd"),
-            ct=self._export(parameters.ctVolume, workDir, "ct.nrrd") if fromCt else "",
-            model=parameters.model,
-            device=parameters.device,
-            pixel_spacing_mm=parameters.pixelSpacingMm,
-            measure=parameters.computeMeasurements,
-        )
-        return options.as_arg_list()
+        inputs = {"ct": parameters.ctVolume} if fromCt else {"ap": parameters.apVolume,
+                                                             "lateral": parameters.lateralVolume}
+        return SwinX2SModuleLib.reconstruct_request(
+            workDir, pixel_spacing_mm=parameters.pixelSpacingMm, model=parameters.model, device=parameters.device,
+            measure=parameters.computeMeasurements, **inputs).as_arg_list()
 
     def drrArguments(self, parameters: SwinX2SParameterNode, workDir: str) -> list:
         """Write the CT into ``workDir`` and return the ``swinx2s drr`` arguments."""
-        options = slicer_support.DrrParameters(
-            ct=self._export(parameters.ctVolume, workDir, "ct.nrrd"),
-            output_dir=os.path.join(workDir, "drr"),
-            geometry=parameters.drrGeometry,
-            source_to_detector_mm=parameters.sourceToDetectorMm,
-            source_to_isocenter_mm=parameters.sourceToIsocenterMm,
-        )
-        return options.as_arg_list()
+        return SwinX2SModuleLib.drr_request(workDir, parameters.ctVolume, parameters.drrGeometry,
+                                            parameters.sourceToDetectorMm,
+                                            parameters.sourceToIsocenterMm).as_arg_list()
 
     def run(self, args) -> dict:
         """Run a ``swinx2s`` command and wait for it (for scripts and tests; the widget uses ``SwinX2SProcess``).
@@ -594,94 +600,26 @@ class SwinX2SLogic(ScriptedLoadableModuleLogic):
         return results[-1]
 
     def loadDrrs(self, result: dict, parameters: SwinX2SParameterNode) -> tuple:
-        """Load the two rendered radiographs, placed on their detector planes, and select them as the inputs."""
-        placed = slicer_support.read_drr_result(result)
-        nodes = []
-        for view, title in (("coronal", "AP"), ("sagittal", "lateral")):
-            image = placed[view]
-            node = slicer.util.loadVolume(image.path, {"name": f"{parameters.ctVolume.GetName()} {title} DRR",
-                                                       "show": False})
-            matrix = vtk.vtkMatrix4x4()
-            for row in range(4):
-                for column in range(4):
-                    matrix.SetElement(row, column, image.ijk_to_ras[row][column])
-            node.SetIJKToRASMatrix(matrix)
-            node.GetDisplayNode().SetAndObserveColorNodeID("vtkMRMLColorTableNodeGrey")
-            node.GetDisplayNode().SetAutoWindowLevel(True)
-            nodes.append(node)
+        """Load the two rendered radiographs into a new ``SwinX2S DRRs <n>`` folder, placed on their detector
+        planes, and select them as the inputs."""
+        logics = SceneLogics.from_application()
+        nodes = SwinX2SModuleLib.load_drrs(logics, result, SwinX2SModuleLib.new_run_folder(logics, "SwinX2S DRRs"))
         parameters.apVolume, parameters.lateralVolume = nodes
-        return tuple(nodes)
+        return nodes
 
     def loadReconstruction(self, result: dict, parameters: SwinX2SParameterNode):
-        """Turn a ``reconstruct`` result into the segmentation, its table and (with ``computeMeasurements``, when
-        the command ran with ``--measure``) the measurement table and markups.
+        """Load a ``reconstruct`` result into a new ``SwinX2S <n>`` folder: the segmentation (the chosen output
+        segmentation, or a new one), its table and, with ``computeMeasurements``, the measurement table and markups.
 
         Returns:
-            The segmentation node (``parameters.outputSegmentation``, created when it was None).
+            The :class:`SwinX2SModuleLib.LoadedReconstruction`.
         """
-        reconstruction = slicer_support.read_reconstruction_result(result)
-        colorNode = loadColorTable()
-        labelNode = slicer.util.loadLabelVolume(reconstruction.labels_path, {"show": False})
-        try:
-            labelNode.GetDisplayNode().SetAndObserveColorNodeID(colorNode.GetID())
-            segmentation = parameters.outputSegmentation
-            if segmentation is None:
-                segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "SwinX2S segmentation")
-                segmentation.CreateDefaultDisplayNodes()
-                parameters.outputSegmentation = segmentation
-            segmentation.GetSegmentation().RemoveAllSegments()
-            reference = parameters.ctVolume if parameters.inputMode == INPUT_MODES[1] else labelNode
-            segmentation.SetReferenceImageGeometryParameterFromVolumeNode(reference)
-            if not slicer.modules.segmentations.logic().ImportLabelmapToSegmentationNode(labelNode, segmentation):
-                raise RuntimeError(f"could not import {reconstruction.labels_path} into the segmentation")
-        finally:
-            slicer.mrmlScene.RemoveNode(labelNode)
-        if parameters.show3D:
-            segmentation.CreateClosedSurfaceRepresentation()
-        self._fillTable(f"{segmentation.GetName()} segments", slicer_support.segment_table(reconstruction))
-        if parameters.computeMeasurements:
-            measurementsPath, landmarksPath = slicer_support.read_measure_result(result)
-            name = segmentation.GetName()
-            self._fillTable(f"{name} measurements", slicer_support.measurement_table(measurementsPath))
-            self._addMarkups(name, slicer_support.landmark_markups(landmarksPath, measurementsPath))
-        return segmentation
-
-    @staticmethod
-    def _fillTable(name: str, table: "slicer_support.Table"):
-        tableNode = slicer.mrmlScene.GetFirstNodeByName(name)
-        if tableNode is None or not tableNode.IsA("vtkMRMLTableNode"):
-            tableNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", name)
-        tableNode.RemoveAllColumns()
-        for title, kind in zip(table.columns, table.kinds, strict=True):
-            column = vtk.vtkDoubleArray() if kind == "number" else vtk.vtkStringArray()
-            column.SetName(title)
-            tableNode.AddColumn(column)
-        for row in table.rows:
-            index = tableNode.AddEmptyRow()
-            for column, (value, kind) in enumerate(zip(row, table.kinds, strict=True)):
-                text = ("nan" if kind == "number" else "") if value is None else str(value)
-                tableNode.SetCellText(index, column, text)
-        for column, unit in enumerate(table.units):
-            if unit:
-                tableNode.SetColumnUnitLabel(table.columns[column], unit)
-        return tableNode
-
-    @staticmethod
-    def _addMarkups(prefix: str, markups: "slicer_support.Markups"):
-        nodes = []
-        if markups.points:
-            points = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", f"{prefix} landmarks")
-            for point in markups.points:
-                points.AddControlPoint(vtk.vtkVector3d(*point.position_ras), point.label)
-            points.SetLocked(True)
-            nodes.append(points)
-        for line in markups.lines:
-            lineNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsLineNode", f"{prefix} {line.label}")
-            lineNode.AddControlPoint(vtk.vtkVector3d(*line.start_ras), line.label)
-            lineNode.AddControlPoint(vtk.vtkVector3d(*line.end_ras), "")
-            lineNode.SetLocked(True)
-            nodes.append(lineNode)
-        return nodes
+        fromCt = parameters.inputMode == INPUT_MODES[1]
+        loaded = SwinX2SModuleLib.load_reconstruction(
+            SceneLogics.from_application(), result, segmentation=parameters.outputSegmentation,
+            reference=parameters.ctVolume if fromCt else None, measurements=parameters.computeMeasurements,
+            surfaces=parameters.show3D)
+        return loaded
 
 
 #
@@ -705,7 +643,7 @@ class SwinX2STest(ScriptedLoadableModuleTest):
         """The colour table loads once and names the catalogue structures."""
         first = loadColorTable()
         self.assertIs(loadColorTable(), first)
-        self.assertEqual(first.GetColorName(53), "femur_left")
+        self.assertEqual(first.GetColorName(53), "Left femur")
         self.assertGreaterEqual(first.GetNumberOfColors(), 55)
 
     def test_ParameterChecks(self):

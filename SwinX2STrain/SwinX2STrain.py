@@ -2,7 +2,8 @@
 
 Training runs as ``PythonSlicer -m SwinX2SLib.cli train ... --progress json`` (started through
 :class:`SwinX2S.SwinX2SProcess`); the loss and validation Dice are plotted live from the run's JSON-lines log. The
-plain-Python parts (configuration, command lines, log reading) are in :mod:`SwinX2SLib.slicer_support`.
+plain-Python parts (configuration, command lines, log reading) are in :mod:`SwinX2SLib.slicer_support`, the chart
+and its tables in :mod:`SwinX2SModuleLib`. Needs Slicer 5.10 or later (Python 3.12).
 """
 
 import logging
@@ -24,7 +25,8 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from SwinX2S import SwinX2SLogic, SwinX2SProcess, ensureDependencies
+import SwinX2SModuleLib
+from SwinX2S import SwinX2SLogic, SwinX2SProcess, ensureDependencies, reloadSupportPackages
 from SwinX2SLib import slicer_support
 
 PLOT_REFRESH_MS = 2000
@@ -120,6 +122,11 @@ class SwinX2STrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._process.cancel()
         self.removeObservers()
 
+    def onReload(self) -> None:
+        """Re-import the support packages with all their submodules too (Reload only re-runs this file)."""
+        reloadSupportPackages()
+        super().onReload()
+
     def enter(self) -> None:
         self.initializeParameterNode()
         self.refreshBaseModels()
@@ -167,6 +174,8 @@ class SwinX2STrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNode.baseModel = self.ui.baseModelComboBox.itemData(index) or ""
 
     def _updateButtons(self, caller=None, event=None) -> None:
+        if self._parameterNode is None:  # the scene is closing (or the module was never opened)
+            return
         running = self._process is not None
         ok, reason = self.logic.parameters(self._parameterNode).is_valid()
         self.ui.startButton.setEnabled(ok and not running)
@@ -251,15 +260,12 @@ class SwinX2STrainLogic(ScriptedLoadableModuleLogic):
         return SwinX2STrainParameterNode(super().getParameterNode())
 
     @staticmethod
-    def runDirectory(parameterNode: SwinX2STrainParameterNode) -> Path:
-        return SwinX2SLogic.modelsDirectory() / "runs" / parameterNode.modelName
-
-    def existingRun(self, parameterNode: SwinX2STrainParameterNode) -> Path | None:
-        """The run folder of this model name when a run was started before (it can be resumed)."""
+    def existingRun(parameterNode: SwinX2STrainParameterNode) -> Path | None:
+        """The folder of the last run started for this model name (``runs/<name>-2`` after a second Start), which
+        Resume continues; None when there is none."""
         if parameterNode is None or not parameterNode.modelName:
             return None
-        runDir = self.runDirectory(parameterNode)
-        return runDir if runDir.is_dir() else None
+        return slicer_support.latest_run_dir(SwinX2SLogic.modelsDirectory(), parameterNode.modelName)
 
     @staticmethod
     def parameters(parameterNode: SwinX2STrainParameterNode) -> slicer_support.TrainParameters:
@@ -281,34 +287,9 @@ class SwinX2STrainLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def showCurves(name: str, curves: "slicer_support.TrainingCurves"):
         """Show the loss per step and the validation Dice per epoch in a plot chart; returns the chart node."""
-        chartName = f"{name} training"
-        chart = slicer.mrmlScene.GetFirstNodeByName(chartName)
-        if chart is None:
-            chart = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotChartNode", chartName)
-            chart.SetTitle(_("Training of {name}").format(name=name))
-            chart.SetXAxisTitle(_("step"))
-            chart.SetYAxisTitle(_("loss / Dice"))
-        series = {"loss": (curves.steps, curves.step_losses), "validation Dice": (curves.val_steps, curves.val_dice)}
-        for label, (xs, ys) in series.items():
-            table = slicer.mrmlScene.GetFirstNodeByName(f"{name} {label}")
-            if table is None:
-                table = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLTableNode", f"{name} {label}")
-            table.RemoveAllColumns()
-            for title, values in (("step", xs), (label, ys)):
-                array = vtk.vtkDoubleArray()
-                array.SetName(title)
-                for value in values:
-                    array.InsertNextValue(float(value))
-                table.AddColumn(array)
-            table.Modified()
-            plotSeries = slicer.mrmlScene.GetFirstNodeByName(f"{name} {label} series")
-            if plotSeries is None:
-                plotSeries = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", f"{name} {label} series")
-                plotSeries.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter)
-                chart.AddAndObservePlotSeriesNodeID(plotSeries.GetID())
-            plotSeries.SetAndObserveTableNodeID(table.GetID())
-            plotSeries.SetXColumnName("step")
-            plotSeries.SetYColumnName(label)
+        chart = SwinX2SModuleLib.training_chart(slicer.mrmlScene, name, curves,
+                                                title=_("Training of {name}").format(name=name),
+                                                x_title=_("step"), y_title=_("loss / Dice"))
         slicer.modules.plots.logic().ShowChartInLayout(chart)
         return chart
 

@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,19 +78,38 @@ def test_subset_errors_and_other_classes_dropped():
         catalogue.subset_to_full(np.array([0]), "knee")
 
 
-def test_color_table_file_matches_catalogue():
-    path = REPO_ROOT / "SwinX2S" / "Resources" / "SwinX2S_ColorTable.csv"
-    assert path.read_text(encoding="utf-8") == catalogue.color_table_text(), (
-        "colour table is stale: regenerate it with "
-        "python -c \"from SwinX2SLib import catalogue; catalogue.write_color_table('SwinX2S/Resources/"
-        "SwinX2S_ColorTable.csv')\""
+def _generated_resource(file_name: str, text: str, writer: str) -> Path:
+    """The module resource ``file_name``, checked to hold ``text`` (what ``catalogue.<writer>`` writes)."""
+    path = REPO_ROOT / "SwinX2S" / "Resources" / file_name
+    assert path.read_text(encoding="utf-8") == text, (
+        f"{file_name} is stale: regenerate it with python -c \"from SwinX2SLib import catalogue; "
+        f"catalogue.{writer}('SwinX2S/Resources/{file_name}')\""
     )
+    return path
+
+
+def test_color_table_file_matches_catalogue():
+    path = _generated_resource("SwinX2S_ColorTable.csv", catalogue.color_table_text(), "write_color_table")
     with path.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 54
     femur_left = next(r for r in rows if r["LabelValue"] == "53")
     assert femur_left["Type_CodeValue"] == "71341001" and femur_left["TypeModifier_CodeMeaning"] == "Left"
     assert tuple(int(femur_left[f"Color_{k}"]) for k in "RGB") == catalogue.by_id(53).color
+    assert femur_left["Name"] == "Left femur", "segments get the colour names: the display names, as in .seg.nrrd"
+
+
+def test_terminology_context_file_matches_catalogue():
+    """``SwinX2S.term.json`` is generated from the catalogue and holds every type code and laterality once."""
+    path = _generated_resource("SwinX2S.term.json", catalogue.terminology_context_text(), "write_terminology_context")
+    context = json.loads(path.read_text(encoding="utf-8"))
+    assert context["SegmentationCategoryTypeContextName"] == catalogue.TERMINOLOGY_CONTEXT
+    (category,) = context["SegmentationCodes"]["Category"]
+    entries = {(t["CodeValue"], m["CodeValue"] if m else None)
+               for t in category["Type"] for m in (t.get("Modifier") or [None])}
+    expected = {(c.terminology.type.value, c.terminology.type_modifier.value if c.terminology.type_modifier else None)
+                for c in catalogue.CLASSES}
+    assert entries == expected and len(expected) == 54
 
 
 def test_cli_catalogue_json_runs_as_a_real_subprocess():

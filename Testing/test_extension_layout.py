@@ -114,19 +114,43 @@ endforeach()
 }
 
 
-@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
-def test_cmake_configures_with_a_stand_in_slicer(tmp_path: Path) -> None:
-    """Configure the real CMakeLists with a stand-in Slicer package: the lists CMake itself sees match the tree."""
+_FAKE_SLICER_VERSION = """
+set(PACKAGE_VERSION "{version}")
+if("${{PACKAGE_VERSION}}" VERSION_LESS "${{PACKAGE_FIND_VERSION}}")
+  set(PACKAGE_VERSION_COMPATIBLE FALSE)
+else()
+  set(PACKAGE_VERSION_COMPATIBLE TRUE)
+endif()
+"""
+"""``SlicerConfigVersion.cmake`` as Slicer generates it (``CMake/SlicerConfigVersion.cmake.in``)."""
+
+
+def _configure_with_stand_in_slicer(tmp_path: Path, version: str) -> tuple[subprocess.CompletedProcess, Path]:
     fake = tmp_path / "fake-slicer"
     fake.mkdir()
     for name, text in _FAKE_SLICER.items():
         (fake / name).write_text(text)
+    (fake / "SlicerConfigVersion.cmake").write_text(_FAKE_SLICER_VERSION.format(version=version))
     build = tmp_path / "build"
     completed = subprocess.run(
         ["cmake", "-S", str(ROOT), "-B", str(build), f"-DSlicer_DIR={fake}", "-DBUILD_TESTING:BOOL=ON",
          "-DCMAKE_C_COMPILER_WORKS=1", "-DCMAKE_CXX_COMPILER_WORKS=1"],
         capture_output=True, text=True, timeout=120,
     )
+    return completed, build
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
+def test_cmake_refuses_a_slicer_older_than_5_10(tmp_path: Path) -> None:
+    """Slicer 5.8 (Python 3.9, colour tables without terminology) cannot run the modules: the build says so."""
+    completed, _build = _configure_with_stand_in_slicer(tmp_path, "5.8")
+    assert completed.returncode != 0 and "5.10" in completed.stderr
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
+def test_cmake_configures_with_a_stand_in_slicer(tmp_path: Path) -> None:
+    """Configure the real CMakeLists with a stand-in Slicer package: the lists CMake itself sees match the tree."""
+    completed, build = _configure_with_stand_in_slicer(tmp_path, "5.10")
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     record: dict[str, str] = {}
     for line in (build / "record.txt").read_text().splitlines():

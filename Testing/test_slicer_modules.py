@@ -173,7 +173,7 @@ def test_cmake_metadata_is_complete() -> None:
             prefix = "https://raw.githubusercontent.com/swinx2s/SlicerSwinX2S/main/"
             assert url.startswith(prefix), url
             assert (ROOT / url.removeprefix(prefix)).is_file(), f"{key} points to a file the repository lacks: {url}"
-    for line in ("project(SwinX2S)", "find_package(Slicer REQUIRED)", "include(${Slicer_USE_FILE})",
+    for line in ("project(SwinX2S)", "find_package(Slicer 5.10 REQUIRED)", "include(${Slicer_USE_FILE})",
                  "add_subdirectory(SwinX2S)", "add_subdirectory(SwinX2STrain)",
                  "include(${Slicer_EXTENSION_GENERATE_CONFIG})", "include(${Slicer_EXTENSION_CPACK})"):
         assert line in text, f"CMakeLists.txt lacks {line}"
@@ -182,6 +182,21 @@ def test_cmake_metadata_is_complete() -> None:
 SCHEMA_V102_PROPERTIES = {"$schema", "category", "scm_url", "scm_revision", "scm_type", "build_dependencies",
                           "dicom_support_rule", "build_subdirectory", "enabled", "tier"}
 """Properties of Slicer's ``slicer-extension-catalog-entry-schema-v1.0.2.json`` (additionalProperties: false)."""
+
+
+def test_the_minimum_slicer_version_is_stated_truly_everywhere() -> None:
+    """Slicer 5.10 (Python 3.12) is the first with colour tables carrying terminology (5.8.1 ships Python 3.9, on
+    which the modules do not even import): CMake requires it, the README and the user guide say so."""
+    cmake = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    required = re.search(r"find_package\(Slicer ([0-9.]+) REQUIRED\)", cmake)
+    assert required is not None and required.group(1) == "5.10"
+    for document in ("README.md", "docs/user_guide.md"):
+        text = (ROOT / document).read_text(encoding="utf-8")
+        assert "Slicer 5.10 or later (Python 3.12" in text, document
+        assert not re.search(r"Slicer 5\.[0-9] or later", text), document
+    for module, (path, _ui) in MODULES.items():
+        ast.parse(path.read_text(encoding="utf-8"), feature_version=(3, 12))
+        assert "Slicer 5.10 or later" in path.read_text(encoding="utf-8"), module
 
 
 def test_extensions_index_entry_matches_the_cmake_metadata() -> None:
@@ -271,6 +286,39 @@ def test_every_command_is_listed_and_a_broken_command_module_fails_loudly(monkey
         cli.build_parser()
 
 
+def test_option_lists_are_shared_by_the_command_line_and_the_modules() -> None:
+    """Each option list is written once (``SwinX2SLib.options``): argparse offers exactly the lists the modules
+    build their commands and parameter nodes from."""
+    from SwinX2SLib import options
+    from SwinX2SLib.cli import build_parser
+
+    commands = {a.dest: a for a in build_parser()._actions if a.dest == "command"}["command"].choices
+    choices = {(name, a.dest): a.choices for name, p in commands.items() for a in p._actions if a.choices}
+    assert choices[("reconstruct", "device")] is options.DEVICES is slicer_support.DEVICES
+    assert choices[("reconstruct", "meshes")] is options.MESH_FORMATS is slicer_support.MESH_FORMATS
+    assert choices[("drr", "geometry")] is options.DRR_GEOMETRIES is slicer_support.DRR_GEOMETRIES
+    assert choices[("train", "progress")] is options.PROGRESS_MODES
+    imports = {a.dest: a for a in commands["model"]._actions}["model_command"].choices["import"]
+    assert {a.dest: a.choices for a in imports._actions}["task"] is options.SUBSET_TASK_NAMES
+    assert slicer_support.MODEL_VARIANTS is options.MODEL_VARIANTS
+    assert slicer_support.TRAIN_PRESETS is options.TRAIN_PRESETS
+
+
+def test_the_label_rule_is_the_command_lines(tmp_path: Path) -> None:
+    """A reference label goes with a CT or a published input pair, never with plain radiographs: the module's
+    check and the command line agree (the module used to refuse the published pair)."""
+    published = slicer_support.ReconstructParameters("out", coronal="s_input_cor.nii.gz",
+                                                     sagittal="s_input_sag.nii.gz", label="s_label.nii.gz")
+    assert published.is_valid()[0] and published.as_arg_list()[5:7] == ["--label", "s_label.nii.gz"]
+    plain = slicer_support.ReconstructParameters("out", coronal="ap.png", sagittal="lat.png", label="l.nii.gz")
+    assert "published input pair" in plain.is_valid()[1]
+    for name in ("ap.png", "lat.png", "l.nii.gz"):
+        (tmp_path / name).write_bytes(b"")
+    completed = _swinx2s(["reconstruct", "--coronal", str(tmp_path / "ap.png"), "--sagittal", str(tmp_path / "lat.png"),
+                          "--label", str(tmp_path / "l.nii.gz"), "-o", str(tmp_path / "o")])
+    assert completed.returncode != 0 and "published input pair" in completed.stderr
+
+
 def test_reconstruct_options_exist_in_the_command_line() -> None:
     """Every option the module passes is accepted by ``swinx2s reconstruct`` (checked on its --help)."""
     help_text = _swinx2s(["reconstruct", "--help"]).stdout
@@ -338,8 +386,8 @@ def test_catalogue_matches_the_colour_table_the_module_loads() -> None:
     table = {int(r.split(",")[0]): dict(zip(header, r.split(","), strict=False)) for r in rows[1:] if r.strip()}
     assert set(classes) <= set(table)
     for label, entry in classes.items():
-        assert table[label]["Name"] == entry["name"]
-    assert table[53]["Name"] == "femur_left"  # the module's own self-test relies on it
+        assert table[label]["Name"] == entry["display_name"]
+    assert table[53]["Name"] == "Left femur"  # the module's own self-test relies on it
 
 
 def _write_bead_ct(path: Path) -> tuple[float, float, float]:
@@ -556,6 +604,18 @@ def test_list_models_finds_builtin_imported_and_finetuned(tmp_path: Path) -> Non
     for entry in builtin:
         assert (Path(entry.model_argument) / "model.safetensors").is_file()
     assert slicer_support.list_models(None) == builtin
+
+
+def test_resume_continues_the_run_start_created_last(tmp_path: Path) -> None:
+    """A second Start of "knee" trains in ``runs/knee-2``; Resume must continue that run, not ``runs/knee``."""
+    assert slicer_support.latest_run_dir(tmp_path, "knee") is None
+    first = slicer_support.unique_model_dir(tmp_path, "knee", "finetuned")
+    first.mkdir(parents=True)
+    assert slicer_support.latest_run_dir(tmp_path, "knee") == first
+    second = slicer_support.unique_model_dir(tmp_path, "knee", "finetuned")
+    second.mkdir()
+    assert second.name == "knee-2" and slicer_support.latest_run_dir(tmp_path, "knee") == second
+    assert slicer_support.latest_run_dir(tmp_path, "knee 2") is None
 
 
 def test_unique_model_dir_never_reuses_a_folder(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ library file that is missing there is missing from the extension a user installs
 ``CMakeLists.txt``:
 
 - scripts: the module file ``<Module>.py`` and every ``.py`` file of a library package inside the module folder
-  (``SwinX2S/SwinX2SLib/**``);
+  (``SwinX2S/SwinX2SLib/**``, ``SwinX2S/SwinX2SModuleLib/**``);
 - resources: every file under ``<Module>/Resources/`` and every other (non-Python) file of the library packages
   (configs, built-in model files).
 
@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES: dict[str, tuple[str, ...]] = {"SwinX2S": ("SwinX2SLib",), "SwinX2STrain": ()}
+MODULES: dict[str, tuple[str, ...]] = {"SwinX2S": ("SwinX2SLib", "SwinX2SModuleLib"), "SwinX2STrain": ()}
 """Each module folder and the library packages it ships."""
 
 BLOCKS = ("MODULE_PYTHON_SCRIPTS", "MODULE_PYTHON_RESOURCES")

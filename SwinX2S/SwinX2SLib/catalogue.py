@@ -33,7 +33,9 @@ __all__ = [
     "CLASSES",
     "COLOR_TABLE_COLUMNS",
     "NUM_CLASSES",
+    "REGION_CONTEXT",
     "SUBSET_TASKS",
+    "TERMINOLOGY_CONTEXT",
     "AnatomyClass",
     "Code",
     "Terminology",
@@ -44,10 +46,12 @@ __all__ = [
     "full_to_subset",
     "relabel",
     "subset_to_full",
+    "terminology_context",
     "totalseg_id_to_id",
     "totalseg_name_to_id",
     "totalseg_to_full",
     "write_color_table",
+    "write_terminology_context",
 ]
 
 CATALOGUE_VERSION = "1.0"
@@ -57,6 +61,12 @@ ANATOMIES: tuple[str, ...] = ("spine", "rib", "pelvis", "femur")
 
 Anatomy = Literal["spine", "rib", "pelvis", "femur"]
 Side = Literal["left", "right", "midline"]
+
+TERMINOLOGY_CONTEXT = "Segmentation category and type - SwinX2S"
+"""Name of the terminology context that holds the catalogue's category, types and laterality modifiers
+(``SwinX2S/Resources/SwinX2S.term.json``, written by :func:`write_terminology_context`)."""
+REGION_CONTEXT = "Anatomic codes - DICOM master list"
+"""Slicer's built-in anatomic region context (the region of L6, "Lumbar spine")."""
 
 
 @dataclass(frozen=True)
@@ -86,11 +96,11 @@ class Terminology:
         empty = "^^"
         return "~".join(
             [
-                "Segmentation category and type - 3D Slicer General Anatomy list",
+                TERMINOLOGY_CONTEXT,
                 self.category.slicer(),
                 self.type.slicer(),
                 self.type_modifier.slicer() if self.type_modifier else empty,
-                "Anatomic codes - DICOM master list",
+                REGION_CONTEXT,
                 self.region.slicer() if self.region else empty,
                 empty,
             ]
@@ -368,7 +378,11 @@ COLOR_TABLE_COLUMNS = (
 
 
 def color_table_rows(classes: Iterable[AnatomyClass] = CLASSES) -> list[list[str]]:
-    """Rows of the Slicer colour table (CSV format with terminology columns, Slicer >= 5.8)."""
+    """Rows of the Slicer colour table (CSV format with terminology columns, Slicer >= 5.10).
+
+    The entry names are the display names, so that segments imported from a label map carry the same name as in
+    the ``.seg.nrrd`` files and the result tables.
+    """
 
     def triple(code: Code | None) -> list[str]:
         return ["", "", ""] if code is None else [code.scheme, code.value, code.meaning]
@@ -379,7 +393,7 @@ def color_table_rows(classes: Iterable[AnatomyClass] = CLASSES) -> list[list[str
         rows.append(
             [
                 str(c.id),
-                c.name,
+                c.display_name,
                 *(str(v) for v in c.color),
                 "255",
                 *triple(t.category),
@@ -405,4 +419,47 @@ def write_color_table(path: str | Path) -> Path:
     """Write the Slicer colour table (``SwinX2S/Resources/SwinX2S_ColorTable.csv`` in the repository)."""
     path = Path(path)
     path.write_text(color_table_text(), encoding="utf-8")
+    return path
+
+
+def _term_code(code: Code) -> dict[str, str]:
+    return {"CodingSchemeDesignator": code.scheme, "CodeValue": code.value, "CodeMeaning": code.meaning}
+
+
+def terminology_context(classes: Iterable[AnatomyClass] = CLASSES) -> dict:
+    """The Slicer terminology context (``*.term.json``, dcmqi segment-context schema) of the catalogue.
+
+    One category (anatomical structure); one type per distinct type code, in catalogue order; the laterality
+    modifiers of a type are its ``Modifier`` entries. Each entry's ``3dSlicerLabel`` is the display name and its
+    ``recommendedDisplayRGBValue`` the catalogue colour, so Slicer finds an entry by segment name.
+    """
+    types: dict[str, dict] = {}
+    for c in classes:
+        term = c.terminology
+        entry = types.setdefault(term.type.value,
+                                 {**_term_code(term.type), "recommendedDisplayRGBValue": list(c.color)})
+        if term.type_modifier is None:
+            entry.update({"3dSlicerLabel": c.display_name, "3dSlicerIntegerLabel": c.id})
+        else:
+            entry.setdefault("Modifier", []).append(
+                {**_term_code(term.type_modifier), "3dSlicerLabel": c.display_name, "3dSlicerIntegerLabel": c.id,
+                 "recommendedDisplayRGBValue": list(c.color)})
+    return {
+        "SegmentationCategoryTypeContextName": TERMINOLOGY_CONTEXT,
+        "@schema": "https://raw.githubusercontent.com/qiicr/dcmqi/master/doc/segment-context-schema.json#",
+        "SegmentationCodes": {"Category": [{**_term_code(_ANATOMICAL_STRUCTURE), "Type": list(types.values())}]},
+    }
+
+
+def terminology_context_text() -> str:
+    """The terminology context file content (what :func:`write_terminology_context` writes)."""
+    import json
+
+    return json.dumps(terminology_context(), indent=2) + "\n"
+
+
+def write_terminology_context(path: str | Path) -> Path:
+    """Write the terminology context (``SwinX2S/Resources/SwinX2S.term.json`` in the repository)."""
+    path = Path(path)
+    path.write_text(terminology_context_text(), encoding="utf-8")
     return path

@@ -84,6 +84,7 @@ from .conventions import (
     model_grid_for_ct,
 )
 from .errors import InputError
+from .options import DRR_GEOMETRIES, Geometry
 
 __all__ = [
     "DEFAULT_SDD_MM",
@@ -103,8 +104,7 @@ __all__ = [
     "view_angles",
 ]
 
-Geometry = Literal["parallel", "perspective"]
-GEOMETRIES: tuple[Geometry, ...] = ("parallel", "perspective")
+GEOMETRIES = DRR_GEOMETRIES  # the ``--geometry`` choices, listed in :mod:`SwinX2SLib.options`
 DEFAULT_SID_MM = 1000.0
 """Source-to-isocentre distance (mm) of common radiography (the later published code used 1800)."""
 DEFAULT_SDD_MM = 1400.0

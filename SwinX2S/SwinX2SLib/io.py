@@ -687,7 +687,7 @@ def _segments(labels: np.ndarray) -> list[dict]:
             raise ValueError(f"label value {value} is not in the SwinX2S catalogue") from None
         term = cls.terminology
         terminology = {
-            "contextName": "Segmentation category and type - 3D Slicer General Anatomy list",
+            "contextName": catalogue.TERMINOLOGY_CONTEXT,
             "category": [term.category.scheme, term.category.value, term.category.meaning],
             "type": [term.type.scheme, term.type.value, term.type.meaning],
         }
@@ -695,7 +695,7 @@ def _segments(labels: np.ndarray) -> list[dict]:
             m = term.type_modifier
             terminology["typeModifier"] = [m.scheme, m.value, m.meaning]
         if term.region is not None:
-            terminology["anatomicContextName"] = "Anatomic codes - DICOM master list"
+            terminology["anatomicContextName"] = catalogue.REGION_CONTEXT
             terminology["anatomicRegion"] = [term.region.scheme, term.region.value, term.region.meaning]
         segments.append(
             {

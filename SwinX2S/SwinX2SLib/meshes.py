@@ -12,17 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from os import PathLike
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from . import catalogue
 from .io import atomic_write
+from .options import MESH_FORMATS, MeshFormat
 
 __all__ = ["MESH_FORMATS", "MeshFormat", "label_surface", "write_meshes"]
 
-MeshFormat = Literal["stl", "obj", "vtp"]
-MESH_FORMATS: tuple[MeshFormat, ...] = ("stl", "obj", "vtp")
 _SPACE_MARKER = "SPACE=RAS"
 
 

@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 
 from ..network.engine import ENGINES
+from ..options import DEVICES, PROGRESS_MODES
 from ..precision import PRECISIONS
 from ..progress import ProgressReporter
 
@@ -80,7 +81,7 @@ def check_grid(shape: Sequence[int], flag: str = "--shape") -> tuple[int, ...]:
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--device auto|cpu|cuda``, ``--precision`` and ``--engine`` (where, in which arithmetic and by which
     implementation the network runs)."""
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="where the network runs (auto: CUDA when available)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="network arithmetic: float32 (exact), or autocast to bfloat16 / float16 (faster on a "
@@ -95,7 +96,7 @@ def add_progress_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--progress bar|json|none`` (JSON lines are what the Slicer module reads)."""
     parser.add_argument(
         "--progress",
-        choices=("bar", "json", "none"),
+        choices=PROGRESS_MODES,
         default="bar",
         help="progress display: a bar on the terminal (default), JSON lines on stdout, or nothing",
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..options import DRR_GEOMETRIES
 from .common import (
     GRID_SIZE,
     MAX_VIEWS,
@@ -45,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("ct", help="CT volume in HU (NIfTI, NRRD, MHA or a DICOM folder)")
     p.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
-    p.add_argument("--geometry", choices=("parallel", "perspective"), default="parallel",
+    p.add_argument("--geometry", choices=DRR_GEOMETRIES, default="parallel",
                    help="parallel beam (published pipeline, default) or point source")
     p.add_argument("--views", type=bounded(int, 1, MAX_VIEWS), default=1, metavar="N",
                    help="images per side: N-view groups at 90/N-degree steps about the superior-inferior axis")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..options import SUBSET_TASK_NAMES
 from .common import add_overwrite_argument
 
 
@@ -39,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     imp.add_argument(
         "--task",
-        choices=("femur", "pelvic", "spine", "rib"),
+        choices=SUBSET_TASK_NAMES,
         help="subset task the checkpoint was trained on (default: all 54 bones)",
     )
     imp.add_argument("--license", default="unknown", help="licence of the weights, stored in model.json")

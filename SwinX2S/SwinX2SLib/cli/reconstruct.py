@@ -14,10 +14,10 @@ with ``--label`` also ``metrics.json`` / ``metrics.csv``; with ``--meshes`` a ``
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from typing import Any
 
+from ..options import MESH_FORMATS, PUBLISHED_INPUT
 from ..progress import ProgressReporter
 from .common import (
     add_device_arguments,
@@ -26,8 +26,6 @@ from .common import (
     bounded,
     reporter_from_args,
 )
-
-_PUBLISHED = re.compile(r"_input_(cor|sag)\.nii(\.gz)?$")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--si-offset", type=float, metavar="MM",
                    help="position (mm, lateral image, from its top edge) of the AP image's top edge "
                         "(default: estimated from the two images)")
-    p.add_argument("--meshes", choices=("stl", "obj", "vtp"), help="also write one surface mesh per bone (RAS)")
+    p.add_argument("--meshes", choices=MESH_FORMATS, help="also write one surface mesh per bone (RAS)")
     p.add_argument("--largest-component", action="store_true",
                    help="keep only the largest connected piece of each bone")
     p.add_argument("--measure", action="store_true",
@@ -132,7 +130,7 @@ def _input_kind(args: argparse.Namespace) -> str:
     if args.coronal is None or args.sagittal is None:
         raise InputError(args.coronal or args.sagittal or "input", "both --coronal (AP) and --sagittal (lateral) "
                                                                    "images are needed (or --ct)")
-    cor, sag = _PUBLISHED.search(args.coronal), _PUBLISHED.search(args.sagittal)
+    cor, sag = PUBLISHED_INPUT.search(args.coronal), PUBLISHED_INPUT.search(args.sagittal)
     if cor and sag:
         if (cor.group(1), sag.group(1)) != ("cor", "sag"):
             raise InputError(args.coronal, "published inputs given in the wrong order: --coronal takes "

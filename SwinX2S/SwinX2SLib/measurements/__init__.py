@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import catalogue
-from ._geometry import LabelVolume, is_measured, not_measurable
+from ..measurement_records import csv_rows, is_measured, not_measurable
+from ._geometry import LabelVolume
 from .compare import compare_measurements, rib_overlap_metrics
 from .femur import FEMUR_IDS, measure_femur
 from .pelvis import measure_pelvis
@@ -162,49 +163,6 @@ def landmarks(measurements: dict) -> list[dict]:
         if is_measured(vertebra):
             points.append({"name": f"{name}_body", "ras": vertebra["body_center_ras"]})
     return points
-
-
-def csv_rows(measurements: dict) -> list[dict]:
-    """Flatten scalar measurements and point coordinates into rows (centrelines and axes are left to the JSON).
-
-    Returns:
-        ``[{"structure", "parameter", "value", "status", "reason"}, ...]`` where points give one row per coordinate
-        (``<parameter>_r`` / ``_a`` / ``_s``).
-    """
-    rows: list[dict] = []
-
-    def add(structure: str, parameter: str, value: object) -> None:
-        if not is_measured(value):
-            rows.append(
-                {
-                    "structure": structure,
-                    "parameter": parameter,
-                    "value": "",
-                    "status": "not_measurable",
-                    "reason": value["reason"],
-                }
-            )
-        elif isinstance(value, float | int):
-            rows.append(
-                {"structure": structure, "parameter": parameter, "value": f"{value:.4f}", "status": "ok", "reason": ""}
-            )
-        elif isinstance(value, list) and len(value) == 3 and not parameter.endswith("axis_ras"):
-            for axis, coordinate in zip("ras", value, strict=True):
-                add(structure, f"{parameter}_{axis}", coordinate)
-
-    groups = {
-        **{f"femur_{s}": v for s, v in measurements["femur"].items()},
-        "pelvis": measurements["pelvis"]["landmarks_ras"],
-        **measurements["vertebrae"],
-        **measurements["ribs"],
-    }
-    for structure, values in groups.items():
-        if not is_measured(values):
-            add(structure, "all", values)
-            continue
-        for parameter, value in values.items():
-            add(structure, parameter, value)
-    return rows
 
 
 def write_report(

@@ -10,12 +10,12 @@ spacing and any direction matrix are handled without ever interpreting array axe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from .. import connected
+from ..measurement_records import is_measured, not_measurable
 
 __all__ = [
     "LabelVolume",
@@ -31,23 +31,6 @@ __all__ = [
 
 #: Minimum physical volume (mm^3) below which a structure counts as "too small to measure".
 MIN_VOLUME_MM3 = {"femur": 20000.0, "hip": 20000.0, "vertebra": 1500.0, "rib": 150.0}
-
-
-def not_measurable(reason: str) -> dict[str, str]:
-    """The placeholder put in place of any value that could not be measured.
-
-    Args:
-        reason: why, in words (absent, truncated by the field of view, too small, fused/ambiguous, ...).
-
-    Returns:
-        ``{"status": "not_measurable", "reason": reason}``.
-    """
-    return {"status": "not_measurable", "reason": reason}
-
-
-def is_measured(value: Any) -> bool:
-    """Whether ``value`` is a measurement rather than a :func:`not_measurable` placeholder."""
-    return not (isinstance(value, dict) and value.get("status") == "not_measurable")
 
 
 def unit(v: np.ndarray) -> np.ndarray:

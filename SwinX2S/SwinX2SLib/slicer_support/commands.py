@@ -8,13 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from SwinX2SLib.options import DEVICES, DRR_GEOMETRIES, MESH_FORMATS, Device, label_can_be_aligned
+
 CLI_MODULE = "SwinX2SLib.cli"
 """The module run by ``python -m`` for every ``swinx2s`` command."""
-
-Device = Literal["auto", "cuda", "cpu"]
-DEVICES: tuple[Device, ...] = ("auto", "cuda", "cpu")
-MESH_FORMATS: tuple[str, ...] = ("stl", "obj", "vtp")
-
 
 def library_parent() -> Path:
     """The folder that contains the ``SwinX2SLib`` package (prepended to ``PYTHONPATH`` of the subprocess)."""
@@ -73,7 +70,8 @@ class ReconstructParameters:
         coronal: AP (coronal) radiograph file.
         sagittal: lateral (sagittal) radiograph file.
         ct: CT volume file ("From CT" mode).
-        label: reference label volume on the CT; the command then also reports Dice against it.
+        label: reference label volume on the CT's grid or a published pair's model grid (see
+            :func:`SwinX2SLib.options.label_can_be_aligned`); the command then also reports Dice against it.
         model: model name or model folder; empty = the built-in default.
         device: ``"auto"``, ``"cuda"`` or ``"cpu"``.
         pixel_spacing_mm: detector pixel spacing override in mm; 0 = read it from the files.
@@ -111,8 +109,8 @@ class ReconstructParameters:
             return False, "give either a CT or two X-rays, not both"
         if not self.ct and not (self.coronal and self.sagittal):
             return False, "choose both X-rays (AP and lateral) or a CT"
-        if self.label and not self.ct:
-            return False, "a reference label can only be used with a CT"
+        if self.label and not label_can_be_aligned(self.ct, self.coronal, self.sagittal):
+            return False, "a reference label can only be used with a CT or a published input pair"
         if self.device not in DEVICES:
             return False, f"device must be one of {', '.join(DEVICES)}, not {self.device!r}"
         if self.pixel_spacing_mm < 0:
@@ -133,12 +131,12 @@ class ReconstructParameters:
         args = ["reconstruct"]
         if self.ct:
             args += ["--ct", self.ct]
-            if self.label:
-                args += ["--label", self.label]
         else:
             args += ["--coronal", self.coronal, "--sagittal", self.sagittal]
             if self.pixel_spacing_mm > 0:
                 args += ["--pixel-spacing", repr(float(self.pixel_spacing_mm))]
+        if self.label:
+            args += ["--label", self.label]
         args += ["-o", self.output_dir, "--device", self.device]
         if self.model:
             args += ["--model", self.model]
@@ -167,9 +165,6 @@ def result_files(payload: Mapping[str, Any]) -> dict[str, str]:
             if isinstance(path, str):
                 found.setdefault(Path(path).name, path)
     return found
-
-
-DRR_GEOMETRIES: tuple[str, ...] = ("parallel", "perspective")
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .commands import library_parent
+from SwinX2SLib.options import MODEL_VARIANTS
 
-MODEL_VARIANTS: tuple[str, ...] = ("tiny", "small", "base", "large")
-"""Network variants of the published checkpoints (``swinx2s model import --variant``)."""
+from .commands import library_parent
 
 MODELS_DIR_ENV = "SWINX2S_MODELS_DIR"
 """Environment variable that overrides the models folder of the Slicer modules."""
@@ -63,13 +64,32 @@ def unique_model_dir(models_dir: str | os.PathLike[str], name: str, kind: ModelK
         name: wanted name; characters other than letters, digits, ``-``, ``_`` and ``.`` become ``_``.
         kind: ``"imported"`` (a model folder) or ``"finetuned"`` (a training run folder).
     """
+    candidates = _model_dirs(models_dir, name, kind)
+    candidate = next(candidates)
+    while candidate.exists():
+        candidate = next(candidates)
+    return candidate
+
+
+def latest_run_dir(models_dir: str | os.PathLike[str], name: str) -> Path | None:
+    """The folder of the last training run started for ``name`` (the one Resume continues), None if there is none.
+
+    Runs of one name are numbered as :func:`unique_model_dir` made them: ``name``, ``name-2``, ``name-3``, ...
+    """
+    latest = None
+    for candidate in _model_dirs(models_dir, name, "finetuned"):
+        if not candidate.exists():
+            return latest
+        latest = candidate
+    return latest
+
+
+def _model_dirs(models_dir: str | os.PathLike[str], name: str, kind: ModelKind) -> Iterator[Path]:
+    """``name``, ``name-2``, ``name-3``, ... under the folder of ``kind`` (``name`` made safe for a folder)."""
     clean = "".join(c if c.isalnum() or c in "-_." else "_" for c in name.strip()).strip("._") or "model"
     parent = Path(models_dir) / ("runs" if kind == "finetuned" else "imported")
-    candidate, number = parent / clean, 1
-    while candidate.exists():
-        number += 1
-        candidate = parent / f"{clean}-{number}"
-    return candidate
+    yield parent / clean
+    yield from (parent / f"{clean}-{number}" for number in itertools.count(2))
 
 
 @dataclass(frozen=True)

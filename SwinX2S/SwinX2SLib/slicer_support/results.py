@@ -133,7 +133,7 @@ def measurement_table(measurements_path: str | os.PathLike[str]) -> Table:
     Each scalar (and each coordinate of a point) is a row: structure, parameter, value, unit and, for what could not
     be measured, the reason.
     """
-    from SwinX2SLib.measurements import csv_rows
+    from SwinX2SLib.measurement_records import csv_rows
 
     measurements = _read_json(measurements_path, "measurements")
     rows = []
@@ -184,7 +184,7 @@ def _femur_lines(side: str, femur: Mapping[str, Any]) -> tuple[MarkupLine, ...]:
     shaft axis runs from there distally."""
     import math
 
-    from SwinX2SLib.measurements import is_measured
+    from SwinX2SLib.measurement_records import is_measured
 
     keys = ("head_center_ras", "neck_axis_ras", "shaft_axis_ras", "neck_shaft_angle_deg", "offset_mm")
     if not is_measured(femur) or not all(is_measured(femur.get(k)) for k in keys):

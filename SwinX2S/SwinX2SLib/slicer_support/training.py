@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .commands import DEVICES, Device, _progress_args
+from SwinX2SLib.options import DEVICES, TRAIN_PRESETS, Device
 
-TRAIN_PRESETS: tuple[str, ...] = ("finetune", "paper")
-"""Training presets offered by the SwinX2STrain module (see :data:`SwinX2SLib.training.config.PRESETS`)."""
+from .commands import _progress_args
 
 STOP_FILE = "STOP"
 """File whose appearance in the run folder stops a training run cleanly (``training.trainer.STOP_FILE``)."""

@@ -66,27 +66,32 @@ class SwinX2SSelfTest(ScriptedLoadableModuleTest):
         os.makedirs(reconstructDir)
         result = logic.run(logic.reconstructArguments(parameters, reconstructDir))  # with --measure
         self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodesBefore, "running the command changed the scene")
-        segmentationNode = logic.loadReconstruction(result, parameters)
+        loaded = logic.loadReconstruction(result, parameters)
+        segmentationNode = loaded.segmentation
 
-        self.delayDisplay("Segments named and coloured from the colour table")
+        self.delayDisplay("Segments named, coloured and coded from the colour table, in the run's folder")
         reconstruction = slicer_support.read_reconstruction_result(result)
         colorNode = loadColorTable()
         segmentation = segmentationNode.GetSegmentation()
         names = {segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())}
-        self.assertEqual(names, {s.name for s in reconstruction.segments})
+        self.assertEqual(names, {catalogue.by_id(s.id).display_name for s in reconstruction.segments})
         self.assertTrue(names, "the reconstruction of a phantom found no bone")
         for index in range(segmentation.GetNumberOfSegments()):
             segment = segmentation.GetNthSegment(index)
-            label = catalogue.by_name(segment.GetName()).id
+            label = colorNode.GetColorIndexByName(segment.GetName())
             rgba = [0.0] * 4
             colorNode.GetColor(label, rgba)
-            self.assertEqual(colorNode.GetColorName(label), segment.GetName())
             np.testing.assert_allclose(segment.GetColor(), rgba[:3], atol=1e-3)
+            self.assertEqual(segment.GetTerminology(), catalogue.by_id(label).terminology.slicer_string())
         self.assertTrue(segmentationNode.GetSegmentation().ContainsRepresentation("Closed surface"))
+        self.assertEqual(loaded.folder.nodes()[0], segmentationNode)
 
         self.delayDisplay("Segment and measurement tables")
-        segmentTable = slicer.util.getNode(f"{segmentationNode.GetName()} segments")
-        self.assertEqual(segmentTable.GetNumberOfRows(), len(reconstruction.segments))
-        measurementTable = slicer.util.getNode(f"{segmentationNode.GetName()} measurements")
-        self.assertGreater(measurementTable.GetNumberOfRows(), 0)
+        self.assertEqual(loaded.segment_table.GetNumberOfRows(), len(reconstruction.segments))
+        self.assertGreater(loaded.measurement_table.GetNumberOfRows(), 0)
+
+        self.delayDisplay("A second run goes into its own folder")
+        second = logic.loadReconstruction(result, parameters)
+        self.assertNotEqual(second.folder.item, loaded.folder.item)
+        self.assertEqual(loaded.segment_table.GetNumberOfRows(), len(reconstruction.segments))
         self.delayDisplay("Test passed")
