@@ -38,13 +38,14 @@ def test_named_commands_and_options_exist(page: Path) -> None:
         sub = parser._subparsers._group_actions[0].choices.get(words[0])
         if sub is None:
             continue
+        nested = [a for a in sub._actions if a.choices and not a.option_strings and isinstance(a.choices, dict)]
+        if nested and len(words) > 1 and not words[1].startswith("-"):
+            assert words[1] in nested[0].choices, f"{page.name}: {snippet}: unknown sub-command {words[1]}"
+            sub = nested[0].choices[words[1]]  # the options of `swinx2s model import` are import's
         known = {option for action in sub._actions for option in action.option_strings}
-        nested = [a for a in sub._actions if a.choices and not a.option_strings]
         for word in words[1:]:
             if word.startswith("--"):
                 assert word.split("=")[0] in known, f"{page.name}: {snippet}: unknown option {word}"
-        if nested and len(words) > 1 and not words[1].startswith("-"):
-            assert words[1] in nested[0].choices, f"{page.name}: {snippet}: unknown sub-command {words[1]}"
 
 
 def test_architecture_page_names_existing_library_files() -> None:

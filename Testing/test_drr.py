@@ -368,6 +368,9 @@ def test_cli_writes_display_oriented_images_that_read_back(tmp_path, capsys):
 
 
 def test_cli_preset_choices_match_the_registry():
-    from SwinX2SLib.cli import drr as cli_drr
+    from SwinX2SLib.cli import build_parser
+    from SwinX2SLib.options import DRR_PRESETS
 
-    assert set(cli_drr._PRESET_NAMES) == set(drr.PRESETS)
+    assert tuple(drr.PRESETS) == DRR_PRESETS
+    commands = {a.dest: a for a in build_parser()._actions if a.dest == "command"}["command"].choices
+    assert {a.dest: a.choices for a in commands["drr"]._actions}["preset"] is DRR_PRESETS

@@ -482,11 +482,11 @@ def _check_card_fields(data: dict[str, Any], source: str) -> None:
     if not isinstance(preprocessing, dict):
         raise ModelError(f"{source}: preprocessing must be an object")
     if "drr_preset" in preprocessing:
-        from .drr import PRESETS
+        from .options import DRR_PRESETS
 
-        if preprocessing["drr_preset"] not in PRESETS:
+        if preprocessing["drr_preset"] not in DRR_PRESETS:
             raise ModelError(f"{source}: preprocessing.drr_preset {preprocessing['drr_preset']!r} is not one of "
-                             f"{sorted(PRESETS)}")
+                             f"{sorted(DRR_PRESETS)}")
     if preprocessing.get("geometry", "parallel") not in ("parallel", "perspective"):
         raise ModelError(f"{source}: preprocessing.geometry must be 'parallel' or 'perspective', "
                          f"got {preprocessing['geometry']!r}")

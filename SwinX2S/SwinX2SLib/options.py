@@ -24,6 +24,11 @@ Geometry = Literal["parallel", "perspective"]
 DRR_GEOMETRIES: tuple[Geometry, ...] = ("parallel", "perspective")
 """``drr --geometry``: parallel beam (published pipeline) or point source."""
 
+DRR_PRESETS: tuple[str, ...] = ("published", "published_minmax", "physical")
+"""``drr --preset`` and a model card's ``preprocessing.drr_preset``: the names of :data:`SwinX2SLib.drr.PRESETS`
+(kept equal by ``Testing/test_drr.py``; listed here so that reading a model card imports neither SimpleITK nor
+torch)."""
+
 MODEL_VARIANTS: tuple[str, ...] = ("tiny", "small", "base", "large")
 """``model import --variant``: network variants of the published checkpoints."""
 

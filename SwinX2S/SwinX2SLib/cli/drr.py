@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..options import DRR_GEOMETRIES
+from ..options import DRR_GEOMETRIES, DRR_PRESETS
 from .common import (
     GRID_SIZE,
     MAX_VIEWS,
@@ -32,8 +32,6 @@ from .common import (
     check_grid,
     reporter_from_args,
 )
-
-_PRESET_NAMES = ("published", "published_minmax", "physical")  # kept in sync with drr.PRESETS by the tests
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="parallel beam (published pipeline, default) or point source")
     p.add_argument("--views", type=bounded(int, 1, MAX_VIEWS), default=1, metavar="N",
                    help="images per side: N-view groups at 90/N-degree steps about the superior-inferior axis")
-    p.add_argument("--preset", choices=_PRESET_NAMES, default="published",
+    p.add_argument("--preset", choices=DRR_PRESETS, default="published",
                    help="intensity preset: published network input (default), per-image min-max, or physical")
     p.add_argument("--sid", type=bounded(float, 0, 1e5, above=True, unit=" mm"), default=None, metavar="MM",
                    help="source-to-isocentre distance for --geometry perspective (default 1000 mm)")

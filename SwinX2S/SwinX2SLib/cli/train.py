@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         if args.config:
             config = apply_overrides(load_config(args.config), args.overrides)
         else:
-            config = config_from_dict(override_mapping({"preset": args.preset}, args.overrides), "--preset")
+            config = config_from_dict(override_mapping({"preset": args.preset}, args.overrides),
+                                      "overrides" if args.overrides else "--preset")
         trainer = Trainer(config, args.output, reporter=reporter, command=command, overwrite=args.overwrite)
     result = trainer.fit()
     reporter.result({

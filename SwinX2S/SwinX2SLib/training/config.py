@@ -485,6 +485,9 @@ def _validate(config: TrainConfig, source: str) -> None:
         # gradients after 3 steps of the smoke recipe (the default algorithms track float32 within 0.5 %)
         (not (config.optim.precision == "bfloat16" and config.schedule.deterministic),
          "optim.precision bfloat16 cannot be combined with schedule.deterministic (NaN gradients)"),
+        # measured likewise: channels-last convolutions under bfloat16 gave garbage gradients on two threads
+        (not (config.optim.precision == "bfloat16" and config.optim.channels_last),
+         "optim.precision bfloat16 cannot be combined with optim.channels_last (NaN gradients)"),
         (config.optim.epochs >= 1, "optim.epochs must be >= 1"),
         (config.optim.batch_size >= 1, "optim.batch_size must be >= 1"),
         (config.optim.warmup_epochs >= 0, "optim.warmup_epochs must be >= 0"),
