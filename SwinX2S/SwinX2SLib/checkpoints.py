@@ -456,9 +456,11 @@ def _check_card_fields(data: dict[str, Any], source: str) -> None:
         ModelError: naming the field and the problem.
     """
     size = data["img_size"]
-    if not (isinstance(size, list) and len(size) == 3 and all(_is_int(v, 32, MAX_IMG_SIZE) and v % 32 == 0
+    # Swin-X2S halves its grid five times; a comparison model of the paper checks its own grid when it is built
+    step = 1 if isinstance(data["config"], dict) and "architecture" in data["config"] else 32
+    if not (isinstance(size, list) and len(size) == 3 and all(_is_int(v, step, MAX_IMG_SIZE) and v % step == 0
                                                                for v in size)):
-        raise ModelError(f"{source}: img_size must be three multiples of 32 between 32 and {MAX_IMG_SIZE}, "
+        raise ModelError(f"{source}: img_size must be three multiples of {step} between {step} and {MAX_IMG_SIZE}, "
                          f"got {size!r}")
     if not _is_int(data.get("in_channels", 1), 1, 12):
         raise ModelError(f"{source}: in_channels must be a whole number from 1 to 12, got {data['in_channels']!r}")
@@ -472,12 +474,25 @@ def _check_card_fields(data: dict[str, Any], source: str) -> None:
     config = data["config"]
     if not isinstance(config, dict):
         raise ModelError(f"{source}: config must be an object with feature_size, depths and num_heads")
+    if "architecture" in config:  # a comparison model of the paper: its name says everything
+        from .network.registry import list_architectures
+
+        if config["architecture"] not in list_architectures():
+            raise ModelError(f"{source}: config.architecture {config['architecture']!r} is not one of "
+                             f"{', '.join(list_architectures())}")
+        _check_preprocessing(data, source)
+        return
     for key, limit in MAX_ARCHITECTURE.items():
         value = config.get(key)
         values = value if isinstance(value, list) else [value]
         if not values or len(values) > 8 or not all(_is_int(v, 1, limit) for v in values):
             raise ModelError(f"{source}: config.{key} must be {'a list of ' if key != 'feature_size' else ''}"
                              f"whole numbers from 1 to {limit}, got {value!r}")
+    _check_preprocessing(data, source)
+
+
+def _check_preprocessing(data: dict[str, Any], source: str) -> None:
+    """The card's ``preprocessing`` fields (part of :func:`_check_card_fields`)."""
     preprocessing = data.get("preprocessing", {})
     if not isinstance(preprocessing, dict):
         raise ModelError(f"{source}: preprocessing must be an object")
