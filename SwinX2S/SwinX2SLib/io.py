@@ -318,7 +318,12 @@ def _read_raster(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
     return array.astype(np.float32), None
 
 
-def _read_dicom_xray(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
+def read_dicom_radiograph(path: str | PathLike[str]) -> tuple[Any, np.ndarray]:
+    """A single-frame 2-D DICOM image: ``(pydicom dataset, stored pixel array)``.
+
+    Raises:
+        InputError: the file is not a readable DICOM image, or its pixel data is not one 2-D image.
+    """
     import pydicom
 
     try:
@@ -328,6 +333,11 @@ def _read_dicom_xray(path: Path) -> tuple[np.ndarray, tuple[float, float] | None
         raise InputError(path, f"cannot be read as a DICOM image ({_reason(exc)})") from None
     if array.ndim != 2:
         raise InputError(path, f"expected a single 2-D radiograph, got pixel data of shape {array.shape}")
+    return ds, array
+
+
+def _read_dicom_xray(path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
+    ds, array = read_dicom_radiograph(path)
     array = array.astype(np.float32) * float(getattr(ds, "RescaleSlope", 1.0)) + float(
         getattr(ds, "RescaleIntercept", 0.0)
     )

@@ -111,18 +111,11 @@ def _read_other(path: Path, view: View, pixel_spacing_mm: float | None,
 
 def _read_dicom(path: Path, view: View, pixel_spacing_mm: float | None,
                 magnification: float | None) -> ClinicalRadiograph:
-    import pydicom
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-    from ..io import _check_values, _reason
+    from ..io import _check_values, read_dicom_radiograph
 
-    try:
-        ds = pydicom.dcmread(path)
-        stored = ds.pixel_array
-    except Exception as exc:  # pydicom raises many types for bad files
-        raise InputError(path, f"cannot be read as a DICOM image ({_reason(exc)})") from None
-    if stored.ndim != 2:
-        raise InputError(path, f"expected a single 2-D radiograph, got pixel data of shape {stored.shape}")
+    ds, stored = read_dicom_radiograph(path)
     provenance: dict[str, dict[str, Any]] = {}
     position = check_view_position(str(path), ds.get("ViewPosition"), view)
     provenance["view_position"] = {"value": position, "source": "tag ViewPosition" if position else "default"}
