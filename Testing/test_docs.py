@@ -15,13 +15,13 @@ PAGES = [*sorted((REPO_ROOT / "docs").glob("*.md")), REPO_ROOT / "README.md"]
 
 
 def _test_names(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     return {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
 def test_named_tests_and_test_files_exist(page: Path) -> None:
-    text = page.read_text()
+    text = page.read_text(encoding="utf-8")
     for file, test in re.findall(r"`?(Testing/\w+\.py)(?:::(\w+))?", text):
         assert (REPO_ROOT / file).is_file(), f"{page.name} names {file}"
         if test:
@@ -32,7 +32,7 @@ def test_named_tests_and_test_files_exist(page: Path) -> None:
 def test_named_commands_and_options_exist(page: Path) -> None:
     """Every ``swinx2s COMMAND [SUBCOMMAND] --option`` in backticks parses, up to its first argument."""
     parser = build_parser()
-    for snippet in re.findall(r"`(swinx2s [^`]+)`", page.read_text()):
+    for snippet in re.findall(r"`(swinx2s [^`]+)`", page.read_text(encoding="utf-8")):
         words = snippet.split()[1:]
         assert words[0] in COMMANDS or words[0].startswith("-"), f"{page.name}: {snippet}"
         sub = parser._subparsers._group_actions[0].choices.get(words[0])
@@ -49,7 +49,7 @@ def test_named_commands_and_options_exist(page: Path) -> None:
 
 
 def test_architecture_page_names_existing_library_files() -> None:
-    text = (REPO_ROOT / "docs" / "architecture.md").read_text()
+    text = (REPO_ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     library = REPO_ROOT / "SwinX2S" / "SwinX2SLib"
     names = re.findall(r"(published )?`((?:network/|measurements/|training/|cli/)?\w+\.py)(?:::\w+)?`", text)
     assert len(names) > 10
@@ -63,7 +63,7 @@ def test_architecture_layout_names_existing_files_and_folders() -> None:
     """Every ``name.py`` and ``folder/`` of the page's layout block exists where the block puts it: top-level
     entries in the repository or ``SwinX2S/``, indented ones in ``SwinX2S/SwinX2SLib/`` (or in the folder their
     entry starts with, e.g. ``network/``)."""
-    text = (REPO_ROOT / "docs" / "architecture.md").read_text()
+    text = (REPO_ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     layout = text.split("## Layout", 1)[1].split("```")[1]
     library = REPO_ROOT / "SwinX2S" / "SwinX2SLib"
     folder = ""
