@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -14,20 +15,31 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # ten "training steps" that allocate, use and free tensors of several sizes (256 MiB: 65,536 pages of 4 KiB per
-# step); prints each step's page faults
+# step); prints each step's page faults, the bytes glibc had mmapped at the step's peak and the freed bytes its heap
+# kept afterwards (MiB, ``mallinfo2``)
 _STEP_PAGES = 256 << 8
 _PROBE = """
-import json, resource, sys
+import ctypes, json, resource, sys
 sys.path.insert(0, {lib!r})
 from SwinX2SLib.memory import tune_process
-accepted = tune_process("train")
+accepted = {setup}
 import torch
-faults = []
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+faults, mmapped, kept = [], [], []
 for step in range(10):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    a = torch.ones(16 << 20); b = torch.ones(8 << 20); c = a * 2; del a; d = torch.ones(24 << 20); del b, c, d
+    a = torch.ones(16 << 20); b = torch.ones(8 << 20); c = a * 2; del a; d = torch.ones(24 << 20)
+    mmapped.append(libc.mallinfo2().hblkhd >> 20)
+    del b, c, d
+    kept.append(libc.mallinfo2().fordblks >> 20)
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-print(json.dumps({{"accepted": accepted, "faults": faults}}))
+print(json.dumps({{"accepted": accepted, "faults": faults, "mmapped": mmapped, "kept": kept}}))
 """
 
 
@@ -40,13 +52,19 @@ def _probe(template: str, **fields: object) -> dict:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
-def test_retained_memory_is_reused_without_page_faults() -> None:
-    """The ``train`` policy's guarantee: once warm, a step reuses the heap instead of paging in fresh memory (how
-    many faults fresh memory would cost depends on the host's huge-page setting, so the bound is on the pages a
-    step touches)."""
-    retained = _probe(_PROBE)
+def test_retained_memory_is_reused_from_the_heap() -> None:
+    """The ``train`` policy's guarantee: a step's large tensors come from the heap, which keeps them when they are
+    freed, so that a warm step reuses memory instead of paging in fresh ``mmap`` blocks as glibc's defaults do.
+
+    How many faults a step then costs depends on the host (huge pages, how the heap fragments: 0-2,000 per step
+    here, up to 14,000 seen on a CI host), so the fault bound is relative to the same host's fresh blocks."""
+    retained, default = _probe(_PROBE, setup='tune_process("train")'), _probe(_PROBE, setup="None")
     assert retained["accepted"] is True
-    assert max(retained["faults"][5:]) < _STEP_PAGES / 20
+    assert max(retained["mmapped"]) == 0 and min(default["mmapped"]) >= 128  # glibc mmaps blocks of 32 MiB and more
+    assert min(retained["kept"]) >= 256 and max(default["kept"]) < 64  # the freed step stays in the heap
+    fresh = statistics.median(default["faults"][2:])
+    if fresh > _STEP_PAGES / 2:  # fresh memory is faulted in page by page on this host (no system-wide huge pages)
+        assert statistics.median(retained["faults"][2:]) < fresh / 4
 
 
 def test_huge_pages_setting_respects_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,4 +132,3 @@ def test_each_command_names_its_memory_policy() -> None:
     assert parser.parse_args(["catalogue"]).memory == "predict"
     assert parser.parse_args(["reconstruct", "--ct", "ct.nii.gz", "-o", "out"]).memory == "predict"
     assert set(POLICIES) == {"predict", "train"}
-
