@@ -50,7 +50,6 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "build_model",
-    "channels_last_kernels",
     "class_frequencies",
     "evaluate_model",
     "export_from_run",
@@ -64,6 +63,8 @@ STOP_FILE = "STOP"
 CONFIG_NAME = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
 MODEL_DIR = "model"
+MAX_SKIPPED_STEPS = 10
+"""Consecutive steps with non-finite gradients (each skipped) after which a run stops as diverged."""
 _NO_DECAY_KEYS = ("relative_position", "position_embedding", "pos_embed", "norm")
 _METRICS = ("dice", "hd95_mm", "localization_error_mm", "identification_rate")  # evaluate_model's, per anatomy too
 
@@ -378,6 +379,7 @@ class Trainer:
         min_factor = cfg.optim.min_lr / cfg.optim.lr
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup, total, min_factor))
         autocast_dtype = _autocast_dtype(cfg, ctx.device, logger, self.reporter)
+        self._prepare_convolutions(model, autocast_dtype, ctx.device, logger)
         scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype == torch.float16)
         loss_fn = _loss(cfg)
 
@@ -393,7 +395,7 @@ class Trainer:
                    world_size=ctx.world_size, device=str(ctx.device), steps_per_epoch=steps_per_epoch,
                    epochs=cfg.optim.epochs)
 
-        stop_reason = "completed"
+        stop_reason, skipped = "completed", 0
         start_time, start_step = time.monotonic(), state["step"]
         for epoch in range(state["epoch"], cfg.optim.epochs):
             train_set.set_epoch(epoch)
@@ -403,10 +405,20 @@ class Trainer:
             losses: list[float] = []
             epoch_start = time.monotonic()
             for position, batch in enumerate(loader, start=skip):
-                loss, terms = self._step(net, batch, loss_fn, optimizer, scheduler, scaler, autocast_dtype, ctx)
+                loss, terms, finite = self._step(net, batch, loss_fn, optimizer, scheduler, scaler, autocast_dtype,
+                                                 ctx)
                 losses.append(loss)
                 state["step"] += 1
                 state["step_in_epoch"] = position + 1
+                skipped = 0 if finite else skipped + 1
+                if skipped:
+                    logger.log("skipped_step", reason="non_finite_gradients", epoch=epoch, step=state["step"])
+                if skipped >= MAX_SKIPPED_STEPS:
+                    logger.log("stop", reason="non_finite_gradients", epoch=epoch, step=state["step"])
+                    raise InputError(self.run_dir, f"the gradients were not finite in {skipped} steps in a row (up to "
+                                                   f"step {state['step']}): training diverged (lower optim.lr, or "
+                                                   "optim.precision float32?); checkpoints/last.pt keeps the last "
+                                                   "good state")
                 if not math.isfinite(loss):
                     logger.log("stop", reason="non_finite_loss", epoch=epoch, step=state["step"])
                     raise InputError(self.run_dir, f"the loss became {loss} at step {state['step']}: training "
@@ -489,8 +501,6 @@ class Trainer:
             from SwinX2SLib.checkpoints import load_pretrained_encoder
 
             load_pretrained_encoder(model, ft.pretrained_encoder)
-        if cfg.optim.channels_last:
-            channels_last_kernels(model)
         if ft.freeze_encoder:
             encoder = getattr(model, "encoder", None)
             if encoder is None:
@@ -499,10 +509,29 @@ class Trainer:
                 param.requires_grad_(False)
         return model.to(ctx.device)
 
+    def _prepare_convolutions(self, model: nn.Module, autocast_dtype: torch.dtype | None, device: torch.device,
+                              logger: RunLogger) -> None:
+        """Channels-last convolutions (``optim.channels_last``) and, under bfloat16 on the CPU, each convolution's
+        half-precision kernels checked against float32 (see :mod:`SwinX2SLib.training.convolutions`)."""
+        cfg = self.config
+        dtype = autocast_dtype if device.type == "cpu" else None
+        if not (cfg.optim.channels_last or dtype is not None):
+            return
+        from SwinX2SLib.training.convolutions import prepare_convolutions
+
+        x, y, z = cfg.model.img_size
+        shape = (cfg.optim.batch_size, cfg.model.in_channels)
+        example = (torch.zeros(*shape, x, z, device=device), torch.zeros(*shape, y, z, device=device))
+        plan = prepare_convolutions(model, example, dtype=dtype, channels_last=cfg.optim.channels_last)
+        logger.log("convolutions", channels_last=plan.channels_last, checked=plan.checked,
+                   float32=list(plan.float32))
+
     # ------------------------------------------------------------------------------------------- one step
     def _step(self, net: nn.Module, batch: dict[str, torch.Tensor], loss_fn: Any, optimizer: torch.optim.Optimizer,
               scheduler: Any, scaler: torch.amp.GradScaler, autocast_dtype: torch.dtype | None,
-              ctx: distributed.DistContext) -> tuple[float, dict[str, float]]:
+              ctx: distributed.DistContext) -> tuple[float, dict[str, float], bool]:
+        """One optimiser step; the loss, its terms and whether the gradients were finite (a step whose gradients
+        are not is skipped: the weights stay as they were)."""
         coronal = batch["coronal"].to(ctx.device, non_blocking=True)
         sagittal = batch["sagittal"].to(ctx.device, non_blocking=True)
         label = batch["label"].to(ctx.device, non_blocking=True)
@@ -512,13 +541,15 @@ class Trainer:
         loss, terms = _loss_value(loss_fn, p.float(), None if q is p else q.float(), label)  # one output: DiceCE
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        if self.config.optim.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(net.parameters(), self.config.optim.grad_clip)
-        scaler.step(optimizer)
+        scaler.unscale_(optimizer)
+        clip = self.config.optim.grad_clip
+        norm = torch.nn.utils.clip_grad_norm_(net.parameters(), clip if clip > 0 else math.inf)
+        finite = bool(torch.isfinite(norm))
+        if finite or scaler.is_enabled():  # the float16 scaler skips such a step itself (and lowers its scale)
+            scaler.step(optimizer)
         scaler.update()
         scheduler.step()
-        return float(loss.detach()), terms
+        return float(loss.detach()), terms, finite
 
     def _loader(self, dataset: TrainingDataset, epoch: int, steps: int, skip: int,
                 ctx: distributed.DistContext) -> DataLoader:
@@ -679,22 +710,6 @@ def _load_initial_weights(model: nn.Module, source: Path) -> None:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise ModelError(f"{source}: does not fit the configured model ({str(exc).splitlines()[0]})") from None
-
-
-def channels_last_kernels(model: nn.Module) -> None:
-    """Store every 3-D (transposed) convolution kernel channels-last (``torch.channels_last_3d``), in place.
-
-    A convolution with a channels-last kernel returns channels-last activations, so the 3-D decoder runs in that
-    layout, which oneDNN convolves (and back-propagates) faster on the CPU: a float32 step of the built-in recipe at
-    64x64x96 took 1.08 s against 1.53 s. Values, state dicts and exports are unchanged (exports are written
-    contiguous). Not with bfloat16 (refused by the configuration): there PyTorch 2.14's CPU backward on two threads
-    returned garbage gradients (up to 1e32, different from run to run) and NaN losses within 3-77 steps, also with
-    the transposed convolutions fed contiguous inputs.
-    """
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (nn.Conv3d, nn.ConvTranspose3d)):
-                module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last_3d)
 
 
 def _autocast_dtype(config: TrainConfig, device: torch.device, logger: RunLogger,
