@@ -527,6 +527,9 @@ CASES: list[Case] = [
     Case("model folder", "`preprocessing.drr_preset: \"bogus\"`",
          lambda t: ["model", "info", str(_model_folder(t, preprocessing={"drr_preset": "bogus"}))],
          "drr_preset 'bogus' is not one of"),
+    Case("model folder", "`preprocessing.reference_quantiles: [0.9, 0.1]` (decreasing)",
+         lambda t: ["model", "info", str(_model_folder(t, preprocessing={"reference_quantiles": [0.9, 0.1]}))],
+         "reference_quantiles must be a non-decreasing list"),
     Case("model folder", "`num_classes: true`",
          lambda t: ["model", "info", str(_model_folder(t, num_classes=True))], "num_classes must be"),
     Case("model folder", "`model.json` is not JSON", lambda t: [

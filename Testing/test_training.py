@@ -21,6 +21,7 @@ from SwinX2SLib import catalogue
 from SwinX2SLib.conventions import ModelGrid, sitk_from_array
 from SwinX2SLib.errors import InputError
 from SwinX2SLib.precision import cpu_has_native_bfloat16
+from SwinX2SLib.radiograph.intensity import N_QUANTILES
 from SwinX2SLib.training.augment import AugmentParams, augment_sample, sample_params
 from SwinX2SLib.training.config import (
     PRESETS,
@@ -366,10 +367,13 @@ def test_training_run_writes_logs_checkpoints_and_model(tmp_path: Path, phantom_
     assert load_config(run / "config.yaml") == result_config(run)
     model, card = load_model_dir(run / "model")
     assert card.training["step"] >= 2 and card.metrics["dice"] is not None and card.img_size == (32, 32, 64)
+    quantiles = card.preprocessing["reference_quantiles"]  # the training images' appearance, for radiographs
+    assert len(quantiles) == N_QUANTILES and quantiles == sorted(quantiles) and 0 <= quantiles[0] < quantiles[-1]
     best = _weights(run, "best")
     assert all(torch.equal(best[k], v) for k, v in model.state_dict().items())
     shipped_model, shipped_card = load_model_dir(shipped)  # written on improvement, with held-out metrics
     assert shipped_card.metrics["holdout"]["cases"] == 2 and shipped_card.training["step"] == card.training["step"]
+    assert shipped_card.preprocessing["reference_quantiles"] == quantiles
     assert all(torch.equal(best[k], v) for k, v in shipped_model.state_dict().items())
 
 
@@ -391,52 +395,104 @@ def test_loss_falls_when_fitting_one_phantom(tmp_path: Path, phantom_cache: Path
 
 
 @pytest.mark.skipif(not cpu_has_native_bfloat16(), reason="this CPU has no native bfloat16 (AVX512_BF16 / AMX)")
-def test_bfloat16_and_channels_last_training_follow_float32(tmp_path: Path, phantom_cache: Path) -> None:
-    """The fast CPU options (bfloat16 autocast; channels-last kernels) train the same model as plain float32 does.
+def test_fast_cpu_options_train_the_same_model_as_float32(tmp_path: Path, phantom_cache: Path) -> None:
+    """The fast CPU options (bfloat16 autocast, channels-last convolutions, both) train the same model as float32.
 
-    Same seed and data, one thread: the losses of each run stay within a few percent of plain float32 step by step,
-    the gradients stay finite (the loss falls), the kernels are channels-last while training with that option, and
-    every export is an ordinary contiguous float32 model.
+    Same seed and data, one thread: each run's losses stay within 2 % of plain float32 step by step and fall, the
+    kernels are channels-last while training with that option (the output head excepted), and every export is an
+    ordinary contiguous float32 model. The smoke network's deepest level is 2 x 2 x 4 voxels, where PyTorch 2.14's
+    bfloat16 kernel gradients are inf: the convolution check must catch them for bfloat16 to train at all.
     """
     from SwinX2SLib.checkpoints import load_model_dir
     from SwinX2SLib.training.logging import read_log
     from SwinX2SLib.training.trainer import Trainer
 
     losses = {}
-    # bfloat16 is left out: on this tiny test network (1 x 1 x 2 voxels at the deepest level) its losses left
-    # float32's 5 % band in some runs, so the comparison is made on the real recipe (docs/default_model.md)
-    for name, precision, channels_last in (("plain", "float32", False), ("channels_last", "float32", True)):
+    for name, precision, channels_last in (("plain", "float32", False), ("channels_last", "float32", True),
+                                           ("bfloat16", "bfloat16", False), ("both", "bfloat16", True)):
         config = _smoke(tmp_path, phantom_cache, data={"pool_size": 1}, model={"prior_bias_samples": 0},
                         optim={"epochs": 1, "steps_per_epoch": 12, "lr": 5e-3, "min_lr": 5e-3,
                                "precision": precision, "channels_last": channels_last},
                         schedule={"val_every": 1, "deterministic": False, "threads": 1})
         trainer = Trainer(config, tmp_path / name)
         trainer.fit()
-        kernels = [m.weight for m in trainer.model.modules() if isinstance(m, torch.nn.Conv3d)]
-        layouts = {k.is_contiguous(memory_format=torch.channels_last_3d) for k in kernels
+        log = read_log(tmp_path / name)
+        plan = [r for r in log if r["event"] == "convolutions"]
+        assert len(plan) == (name != "plain") and all(r["channels_last"] == channels_last for r in plan)
+        kernels = {n: m.weight for n, m in trainer.model.named_modules() if isinstance(m, torch.nn.Conv3d)}
+        layouts = {k.is_contiguous(memory_format=torch.channels_last_3d) for n, k in kernels.items()
                    if k.shape[1] > 1 and k.shape[2:].numel() > 1}  # (one channel or 1x1x1: both layouts at once)
         assert layouts == {channels_last}
-        losses[name] = np.array([r["loss"] for r in read_log(tmp_path / name) if r["event"] == "step"])
+        if channels_last:
+            assert plan[0]["heads"] and all(kernels[n].is_contiguous() for n in plan[0]["heads"])
+        assert not any(r["event"] == "skipped_step" for r in log)
+        losses[name] = np.array([r["loss"] for r in log if r["event"] == "step"])
         model, card = load_model_dir(tmp_path / name / "model")
         assert card.training["config"]["optim"]["precision"] == precision
         assert all(v.dtype == torch.float32 and v.is_contiguous() for v in model.state_dict().values()
                    if v.is_floating_point())
-    for name in ("channels_last",):
+    for name in ("channels_last", "bfloat16", "both"):
         assert np.isfinite(losses[name]).all() and losses[name][-3:].mean() < 0.9 * losses[name][:3].mean()
-        np.testing.assert_allclose(losses[name], losses["plain"], rtol=0.05)
+        np.testing.assert_allclose(losses[name], losses["plain"], rtol=0.02, err_msg=name)
 
 
-def test_a_deterministic_run_leaves_the_process_mode_as_it_found_it(tmp_path: Path, phantom_cache: Path) -> None:
-    from SwinX2SLib.training.trainer import Trainer
+@pytest.mark.skipif(not cpu_has_native_bfloat16(), reason="this CPU has no native bfloat16 (AVX512_BF16 / AMX)")
+def test_checked_convolutions_give_float32_gradients_in_bfloat16() -> None:
+    """After :func:`prepare_convolutions`, a bfloat16 forward and backward pass of the smoke network gives finite
+    gradients close to float32's, with the same state dict; a deep copy of the model behaves the same."""
+    import copy
 
-    seen: list[bool] = []
-    config = _smoke(tmp_path, phantom_cache, optim={"epochs": 1, "steps_per_epoch": 1},
-                    schedule={"val_every": 0, "export_best": False})
-    trainer = Trainer(config, tmp_path / "run",
-                      callback=lambda record: seen.append(torch.are_deterministic_algorithms_enabled()))
-    assert config.schedule.deterministic and not torch.are_deterministic_algorithms_enabled()
-    trainer.fit()
-    assert seen and all(seen) and not torch.are_deterministic_algorithms_enabled()
+    from SwinX2SLib.loss import SwinX2SLoss
+    from SwinX2SLib.network import create_model, view_logits
+    from SwinX2SLib.training.convolutions import prepare_convolutions
+
+    torch.manual_seed(0)
+    model = create_model("test", img_size=(32, 32, 64), in_channels=1, num_classes=55)
+    reference = copy.deepcopy(model)
+    example = (torch.rand(1, 1, 32, 64), torch.rand(1, 1, 32, 64))
+    label = torch.randint(0, 55, (1, 1, 32, 32, 64))
+    plan = prepare_convolutions(model, example, dtype=torch.bfloat16, channels_last=True)
+    state, want_state = model.state_dict(), reference.state_dict()
+    assert state.keys() == want_state.keys() and all(torch.equal(state[k], v) for k, v in want_state.items())
+    assert plan.checked >= 20 and plan.heads and set(plan.float32) <= set(dict(model.named_modules()))
+
+    def gradients(net: torch.nn.Module, half: bool) -> torch.Tensor:
+        net.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=half):
+            p, q = view_logits(net(*example))
+        SwinX2SLoss().terms(p.float(), q.float(), label).total.backward()
+        return torch.cat([param.grad.flatten() for param in net.parameters()])
+
+    want = gradients(reference, half=False)
+    for net in (model, copy.deepcopy(model)):
+        got = gradients(net, half=True)
+        assert torch.isfinite(got).all()
+        assert float((got - want).norm() / want.norm()) < 0.1
+
+
+def test_steps_with_non_finite_gradients_are_skipped_and_a_run_of_them_stops(tmp_path: Path,
+                                                                            phantom_cache: Path) -> None:
+    from SwinX2SLib.training.logging import read_log
+    from SwinX2SLib.training.trainer import MAX_SKIPPED_STEPS, Trainer
+
+    poisoned: dict[str, torch.Tensor] = {}
+
+    def poison(record: dict) -> None:  # after the first step, every gradient is infinite
+        if not poisoned:
+            for name, param in trainer.model.named_parameters():
+                poisoned[name] = param.detach().clone()
+                param.register_hook(lambda g: torch.full_like(g, math.inf))
+
+    config = _smoke(tmp_path, phantom_cache, optim={"epochs": 1, "steps_per_epoch": 20},
+                    schedule={"val_every": 0, "export_best": False, "checkpoint_every_steps": 0})
+    trainer = Trainer(config, tmp_path / "run", callback=poison)
+    with pytest.raises(InputError, match=f"not finite in {MAX_SKIPPED_STEPS} steps in a row"):
+        trainer.fit()
+    log = read_log(tmp_path / "run")
+    skipped = [r["step"] for r in log if r["event"] == "skipped_step"]
+    assert skipped == list(range(2, 2 + MAX_SKIPPED_STEPS))
+    assert log[-1] == {**log[-1], "event": "stop", "reason": "non_finite_gradients"}
+    assert all(torch.equal(p, poisoned[n]) for n, p in trainer.model.named_parameters())  # skipped: untouched
 
 
 def test_bfloat16_falls_back_to_float32_with_a_warning_where_the_cpu_lacks_it(
@@ -461,8 +517,7 @@ def test_precision_is_checked_in_the_configuration() -> None:
         config_from_dict({"optim": {"precision": "float16"}})
     with pytest.raises(InputError, match="bfloat16 cannot be combined with schedule.deterministic"):
         config_from_dict({"optim": {"precision": "bfloat16"}, "schedule": {"deterministic": True}})
-    with pytest.raises(InputError, match="bfloat16 cannot be combined with optim.channels_last"):
-        config_from_dict({"optim": {"precision": "bfloat16", "channels_last": True}})
+    assert config_from_dict({"optim": {"precision": "bfloat16", "channels_last": True}}).optim.channels_last
 
 
 def test_a_new_output_layer_starts_at_the_class_prior(tmp_path: Path, phantom_cache: Path) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import pickle
 import re
 from collections.abc import Callable, Mapping
@@ -502,6 +503,13 @@ def _check_preprocessing(data: dict[str, Any], source: str) -> None:
         if preprocessing["drr_preset"] not in DRR_PRESETS:
             raise ModelError(f"{source}: preprocessing.drr_preset {preprocessing['drr_preset']!r} is not one of "
                              f"{sorted(DRR_PRESETS)}")
+    quantiles = preprocessing.get("reference_quantiles")
+    if quantiles is not None and not (
+            isinstance(quantiles, list) and len(quantiles) >= 2
+            and all(isinstance(q, int | float) and not isinstance(q, bool) and math.isfinite(q) for q in quantiles)
+            and quantiles == sorted(quantiles)):
+        raise ModelError(f"{source}: preprocessing.reference_quantiles must be a non-decreasing list of at least two "
+                         "finite numbers")
     if preprocessing.get("geometry", "parallel") not in ("parallel", "perspective"):
         raise ModelError(f"{source}: preprocessing.geometry must be 'parallel' or 'perspective', "
                          f"got {preprocessing['geometry']!r}")

@@ -47,12 +47,14 @@ class ConvolutionPlan:
         channels_last: kernels, inputs and gradients are channels-last.
         dtype: the half precision checked (None: float32 training, nothing checked).
         float32: names of the convolutions that run in float32 because their half-precision kernels failed the check.
+        heads: names of the convolutions whose outputs are the model's outputs (kept in the default layout).
         checked: how many distinct convolutions (shape and parameters) were checked.
     """
 
     channels_last: bool
     dtype: torch.dtype | None
     float32: tuple[str, ...]
+    heads: tuple[str, ...]
     checked: int
 
 
@@ -95,7 +97,7 @@ def prepare_convolutions(model: nn.Module, example: tuple[torch.Tensor, ...], *,
         if channels_last or exact:
             module.__class__ = _GUARDED[type(module)]
             module.channels_last, module.exact = layout, exact
-    return ConvolutionPlan(channels_last, dtype, tuple(failed), len(verdicts))
+    return ConvolutionPlan(channels_last, dtype, tuple(failed), tuple(sorted(heads)), len(verdicts))
 
 
 def _trace(model: nn.Module, example: tuple[torch.Tensor, ...]) -> tuple[dict[str, tuple[int, ...]], set[str]]:

@@ -57,6 +57,7 @@ __all__ = [
     "init_output_bias",
     "lr_factor",
     "parameter_groups",
+    "reference_image_quantiles",
 ]
 
 STOP_FILE = "STOP"
@@ -226,8 +227,10 @@ def export_from_run(
     extra: dict[str, Any] = {"command": started[0].get("command") if started else None}
     extra["resumed_with"] = [r.get("command") for r in started[1:] if r.get("command")]
     extra["wall_time_s"] = round(sum(_session_times(read_log(run_dir))), 1)
+    train_set, _ = build_datasets(config, run_dir / "cache")
     reporter.update("export", 1.0, f"writing {output}")
-    return _save_model_dir(model, config, Path(output), state, metrics, extra, overwrite), metrics
+    return _save_model_dir(model, config, Path(output), state, metrics, extra, overwrite,
+                           reference_image_quantiles(train_set)), metrics
 
 
 def _describe_holdout(config: TrainConfig) -> str:
@@ -251,8 +254,25 @@ def _session_times(records: list[dict[str, Any]]) -> list[float]:
     return times
 
 
+def reference_image_quantiles(dataset: TrainingDataset, samples: int = 8) -> list[float]:
+    """Intensity quantiles of the training images (both views of the first ``samples`` cases, not augmented).
+
+    A model card carries them (``preprocessing["reference_quantiles"]``) so that a radiograph is mapped to the
+    appearance of the images the model was trained on (:func:`SwinX2SLib.radiograph.intensity.match_quantiles`).
+    """
+    from SwinX2SLib.radiograph.intensity import reference_quantiles
+
+    plain = TrainingDataset(dataset.source, dataset.shape)
+    images = []
+    for index in range(min(samples, len(plain))):
+        item = plain[index]
+        images += [np.asarray(item["coronal"]), np.asarray(item["sagittal"])]
+    return reference_quantiles(images)
+
+
 def _save_model_dir(model: nn.Module, config: TrainConfig, output: Path, state: dict[str, Any],
-                    metrics: dict[str, Any], extra_training: dict[str, Any], overwrite: bool) -> Path:
+                    metrics: dict[str, Any], extra_training: dict[str, Any], overwrite: bool,
+                    quantiles: list[float]) -> Path:
     from SwinX2SLib.checkpoints import ModelCard, save_model_dir
 
     training = {
@@ -267,7 +287,8 @@ def _save_model_dir(model: nn.Module, config: TrainConfig, output: Path, state: 
         img_size=tuple(config.model.img_size),
         in_channels=config.model.in_channels,
         num_classes=config.model.num_classes,
-        preprocessing={"drr_preset": config.data.preset, "grid_shape": list(config.model.img_size)},
+        preprocessing={"drr_preset": config.data.preset, "grid_shape": list(config.model.img_size),
+                       "reference_quantiles": quantiles},
         training=training,
         metrics=metrics,
         license="Apache-2.0" if config.data.source == "phantom" else "see the training data's licence",
@@ -395,7 +416,7 @@ class Trainer:
                    world_size=ctx.world_size, device=str(ctx.device), steps_per_epoch=steps_per_epoch,
                    epochs=cfg.optim.epochs)
 
-        stop_reason, skipped = "completed", 0
+        stop_reason, skipped, quantiles = "completed", 0, None
         start_time, start_step = time.monotonic(), state["step"]
         for epoch in range(state["epoch"], cfg.optim.epochs):
             train_set.set_epoch(epoch)
@@ -456,7 +477,8 @@ class Trainer:
             if improved:
                 self._save(ctx, "best", model, optimizer, scheduler, scaler, state)
                 if ctx.is_main and cfg.schedule.export_best:
-                    _save_model_dir(model, cfg, self.run_dir / MODEL_DIR, state, val or {}, {}, overwrite=True)
+                    quantiles = quantiles or reference_image_quantiles(train_set)
+                    _save_model_dir(model, cfg, self.run_dir / MODEL_DIR, state, val or {}, {}, True, quantiles)
                 if ctx.is_main and cfg.schedule.export_dir:
                     exported, _ = export_from_run(self.run_dir, cfg.schedule.export_dir, "best",
                                                   holdout=cfg.schedule.export_holdout, overwrite=True)
@@ -524,7 +546,7 @@ class Trainer:
         example = (torch.zeros(*shape, x, z, device=device), torch.zeros(*shape, y, z, device=device))
         plan = prepare_convolutions(model, example, dtype=dtype, channels_last=cfg.optim.channels_last)
         logger.log("convolutions", channels_last=plan.channels_last, checked=plan.checked,
-                   float32=list(plan.float32))
+                   float32=list(plan.float32), heads=list(plan.heads))
 
     # ------------------------------------------------------------------------------------------- one step
     def _step(self, net: nn.Module, batch: dict[str, torch.Tensor], loss_fn: Any, optimizer: torch.optim.Optimizer,
