@@ -396,7 +396,8 @@ def test_loss_falls_when_fitting_one_phantom(tmp_path: Path, phantom_cache: Path
 
 @pytest.mark.skipif(not cpu_has_native_bfloat16(), reason="this CPU has no native bfloat16 (AVX512_BF16 / AMX)")
 def test_fast_cpu_options_train_the_same_model_as_float32(tmp_path: Path, phantom_cache: Path) -> None:
-    """The fast CPU options (bfloat16 autocast, channels-last convolutions, both) train the same model as float32.
+    """The fast CPU options (bfloat16 autocast, channels-last convolutions, both, also with deterministic algorithms)
+    train the same model as float32.
 
     Same seed and data, one thread: each run's losses stay within 2 % of plain float32 step by step and fall, the
     kernels are channels-last while training with that option (the output head excepted), and every export is an
@@ -408,12 +409,14 @@ def test_fast_cpu_options_train_the_same_model_as_float32(tmp_path: Path, phanto
     from SwinX2SLib.training.trainer import Trainer
 
     losses = {}
-    for name, precision, channels_last in (("plain", "float32", False), ("channels_last", "float32", True),
-                                           ("bfloat16", "bfloat16", False), ("both", "bfloat16", True)):
+    for name, precision, channels_last, deterministic in (
+            ("plain", "float32", False, False), ("channels_last", "float32", True, False),
+            ("bfloat16", "bfloat16", False, False), ("both", "bfloat16", True, False),
+            ("deterministic", "bfloat16", True, True)):
         config = _smoke(tmp_path, phantom_cache, data={"pool_size": 1}, model={"prior_bias_samples": 0},
                         optim={"epochs": 1, "steps_per_epoch": 12, "lr": 5e-3, "min_lr": 5e-3,
                                "precision": precision, "channels_last": channels_last},
-                        schedule={"val_every": 1, "deterministic": False, "threads": 1})
+                        schedule={"val_every": 1, "deterministic": deterministic, "threads": 1})
         trainer = Trainer(config, tmp_path / name)
         trainer.fit()
         log = read_log(tmp_path / name)
@@ -431,7 +434,7 @@ def test_fast_cpu_options_train_the_same_model_as_float32(tmp_path: Path, phanto
         assert card.training["config"]["optim"]["precision"] == precision
         assert all(v.dtype == torch.float32 and v.is_contiguous() for v in model.state_dict().values()
                    if v.is_floating_point())
-    for name in ("channels_last", "bfloat16", "both"):
+    for name in ("channels_last", "bfloat16", "both", "deterministic"):
         assert np.isfinite(losses[name]).all() and losses[name][-3:].mean() < 0.9 * losses[name][:3].mean()
         np.testing.assert_allclose(losses[name], losses["plain"], rtol=0.02, err_msg=name)
 
@@ -515,8 +518,6 @@ def test_precision_is_checked_in_the_configuration() -> None:
     assert config_from_dict({"optim": {"precision": "bfloat16"}}).optim.precision == "bfloat16"
     with pytest.raises(InputError, match="optim.precision must be float32 or bfloat16"):
         config_from_dict({"optim": {"precision": "float16"}})
-    with pytest.raises(InputError, match="bfloat16 cannot be combined with schedule.deterministic"):
-        config_from_dict({"optim": {"precision": "bfloat16"}, "schedule": {"deterministic": True}})
     assert config_from_dict({"optim": {"precision": "bfloat16", "channels_last": True}}).optim.channels_last
 
 

@@ -482,10 +482,6 @@ def _validate(config: TrainConfig, source: str) -> None:
         (all(math.isfinite(v) for v in _numbers(config.to_dict())), "numbers must be finite (no .inf or .nan)"),
         (config.optim.lr > 0, "optim.lr must be positive"),
         (config.optim.precision in ("float32", "bfloat16"), "optim.precision must be float32 or bfloat16"),
-        # measured with PyTorch 2.14 on the CPU: deterministic convolutions under bfloat16 autocast gave NaN kernel
-        # gradients after 3 steps of the smoke recipe (the default algorithms track float32 within 0.5 %)
-        (not (config.optim.precision == "bfloat16" and config.schedule.deterministic),
-         "optim.precision bfloat16 cannot be combined with schedule.deterministic (NaN gradients)"),
         (config.optim.epochs >= 1, "optim.epochs must be >= 1"),
         (config.optim.batch_size >= 1, "optim.batch_size must be >= 1"),
         (config.optim.warmup_epochs >= 0, "optim.warmup_epochs must be >= 0"),
