@@ -553,7 +553,7 @@ class Trainer:
               scheduler: Any, scaler: torch.amp.GradScaler, autocast_dtype: torch.dtype | None,
               ctx: distributed.DistContext) -> tuple[float, dict[str, float], bool]:
         """One optimiser step; the loss, its terms and whether the gradients were finite (a step whose gradients
-        are not is skipped: the weights stay as they were)."""
+        are not is skipped: the weights stay as they were; under float16 the gradient scaler decides)."""
         coronal = batch["coronal"].to(ctx.device, non_blocking=True)
         sagittal = batch["sagittal"].to(ctx.device, non_blocking=True)
         label = batch["label"].to(ctx.device, non_blocking=True)
@@ -566,8 +566,9 @@ class Trainer:
         scaler.unscale_(optimizer)
         clip = self.config.optim.grad_clip
         norm = torch.nn.utils.clip_grad_norm_(net.parameters(), clip if clip > 0 else math.inf)
-        finite = bool(torch.isfinite(norm))
-        if finite or scaler.is_enabled():  # the float16 scaler skips such a step itself (and lowers its scale)
+        # the float16 scaler skips a non-finite step itself and lowers its scale (expected in the first steps)
+        finite = scaler.is_enabled() or bool(torch.isfinite(norm))
+        if finite:
             scaler.step(optimizer)
         scaler.update()
         scheduler.step()
