@@ -486,8 +486,9 @@ def test_steps_with_non_finite_gradients_are_skipped_and_a_run_of_them_stops(tmp
                 poisoned[name] = param.detach().clone()
                 param.register_hook(lambda g: torch.full_like(g, math.inf))
 
+    # (a checkpoint every step: a new run folder that fails before its first checkpoint is removed)
     config = _smoke(tmp_path, phantom_cache, optim={"epochs": 1, "steps_per_epoch": 20},
-                    schedule={"val_every": 0, "export_best": False, "checkpoint_every_steps": 0})
+                    schedule={"val_every": 0, "export_best": False, "checkpoint_every_steps": 1})
     trainer = Trainer(config, tmp_path / "run", callback=poison)
     with pytest.raises(InputError, match=f"not finite in {MAX_SKIPPED_STEPS} steps in a row"):
         trainer.fit()
@@ -496,6 +497,7 @@ def test_steps_with_non_finite_gradients_are_skipped_and_a_run_of_them_stops(tmp
     assert skipped == list(range(2, 2 + MAX_SKIPPED_STEPS))
     assert log[-1] == {**log[-1], "event": "stop", "reason": "non_finite_gradients"}
     assert all(torch.equal(p, poisoned[n]) for n, p in trainer.model.named_parameters())  # skipped: untouched
+    assert all(torch.equal(v, poisoned[k]) for k, v in _weights(tmp_path / "run").items() if k in poisoned)
 
 
 def test_bfloat16_falls_back_to_float32_with_a_warning_where_the_cpu_lacks_it(
@@ -506,7 +508,7 @@ def test_bfloat16_falls_back_to_float32_with_a_warning_where_the_cpu_lacks_it(
 
     monkeypatch.setattr(precision, "cpu_has_native_bfloat16", lambda: False)
     dtypes: list[torch.dtype] = []
-    monkeypatch.setattr(Trainer, "_step", lambda self, net, batch, *rest: dtypes.append(rest[4]) or (1.0, {}))
+    monkeypatch.setattr(Trainer, "_step", lambda self, net, batch, *rest: dtypes.append(rest[4]) or (1.0, {}, True))
     config = _smoke(tmp_path, phantom_cache, optim={"epochs": 1, "precision": "bfloat16"},
                     schedule={"val_every": 0, "export_best": False, "deterministic": False})
     Trainer(config, tmp_path / "run").fit()

@@ -555,8 +555,8 @@ def staged_outputs(folder: str | PathLike[str], names: Iterable[str], overwrite:
             if path.exists() and not (path.is_dir() and not any(path.iterdir())):
                 raise OutputError(f"{path}: already exists (use --overwrite to replace the outputs)")
     stage = folder / f"{PARTIAL_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    stage.mkdir()
-    try:
+    try:  # (mkdir inside: a signal arriving just after it must still remove the folder)
+        stage.mkdir()
         yield stage
         staged = sorted(p for p in stage.rglob("*") if p.is_file())
         if not overwrite:  # names only known after computing (e.g. one image per view) are checked here
