@@ -35,7 +35,6 @@ TOLERANCE = 0.05
 """Largest error of a half-precision convolution accepted by the check, relative to float32's largest value (a
 correct bfloat16 convolution of the built-in recipe is off by 0.3-0.5 %)."""
 
-_CONVOLUTIONS = (nn.Conv3d, nn.ConvTranspose3d)
 _CHANNELS_LAST = torch.channels_last_3d
 
 
@@ -116,7 +115,7 @@ def _trace(model: nn.Module, example: tuple[torch.Tensor, ...]) -> tuple[dict[st
     training = model.training
     model.eval()  # the same shapes, and no random draws (dropout, stochastic depth) taken from the run's seed
     handles = [module.register_forward_hook(record(name)) for name, module in model.named_modules()
-               if isinstance(module, _CONVOLUTIONS)]
+               if isinstance(module, tuple(_GUARDED))]
     try:
         with torch.no_grad():
             result = model(*example)

@@ -416,7 +416,8 @@ class Trainer:
                    world_size=ctx.world_size, device=str(ctx.device), steps_per_epoch=steps_per_epoch,
                    epochs=cfg.optim.epochs)
 
-        stop_reason, skipped, quantiles = "completed", 0, None
+        stop_reason, skipped = "completed", 0
+        quantiles = reference_image_quantiles(train_set) if ctx.is_main and cfg.schedule.export_best else []
         start_time, start_step = time.monotonic(), state["step"]
         for epoch in range(state["epoch"], cfg.optim.epochs):
             train_set.set_epoch(epoch)
@@ -477,7 +478,6 @@ class Trainer:
             if improved:
                 self._save(ctx, "best", model, optimizer, scheduler, scaler, state)
                 if ctx.is_main and cfg.schedule.export_best:
-                    quantiles = quantiles or reference_image_quantiles(train_set)
                     _save_model_dir(model, cfg, self.run_dir / MODEL_DIR, state, val or {}, {}, True, quantiles)
                 if ctx.is_main and cfg.schedule.export_dir:
                     exported, _ = export_from_run(self.run_dir, cfg.schedule.export_dir, "best",
